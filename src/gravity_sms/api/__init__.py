@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket API: app factory, conventions, authentication, routes."""

@@ -1,0 +1,158 @@
+"""The contract's HTTP conventions as one pure-ASGI middleware (api.md §1).
+
+One layer instead of several keeps the hot paths cheap: request id (echoing a sane caller id),
+security headers, the 100 KB body limit (413 without reading the rest), the production HTTPS check,
+per-route metrics, and the last-resort 500 `{"error": "Internal server error"}` logged with the
+request id and never showing a stack trace.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gravity_sms.telemetry import Metrics, get_logger, request_id_var
+
+MAX_BODY = 100 * 1024
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-xss-protection", b"0"),
+    (b"referrer-policy", b"no-referrer"),
+]
+DEFAULT_CSP = (b"content-security-policy", b"default-src 'none'")
+
+log = get_logger("gravity.api")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _json_error(status: int, message: str) -> tuple[Message, Message]:
+    body = b'{"error":"' + message.encode() + b'"}'
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class GatewayMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        production: bool = False,
+        metrics: Metrics | None = None,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self.app = app
+        self.production = production
+        self.metrics = metrics
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = scope["headers"]
+        request_id = None
+        content_length = None
+        forwarded_proto = None
+        for name, value in headers:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _SANE_ID.match(candidate):
+                    request_id = candidate
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = value
+        if request_id is None:
+            request_id = str(uuid.uuid4())
+        token = request_id_var.set(request_id)
+        rid = request_id.encode()
+        status_holder = [500]
+        started_response = [False]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started_response[0] = True
+                status_holder[0] = message["status"]
+                out = list(message.get("headers", ()))
+                has_csp = False
+                for name, _ in out:
+                    if name.lower() == b"content-security-policy":
+                        has_csp = True
+                out.append((b"x-request-id", rid))
+                out.extend(SECURITY_HEADERS)
+                if not has_csp:
+                    out.append(DEFAULT_CSP)
+                message = {**message, "headers": out}
+            await send(message)
+
+        try:
+            if self.production and forwarded_proto is not None and forwarded_proto.lower() == b"http":
+                await self._reply(send_wrapper, 403, "HTTPS required")
+                return
+            if content_length is not None:
+                try:
+                    too_big = int(content_length) > self.max_body
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reply(send_wrapper, 413, "Payload too large")
+                    return
+                await self.app(scope, receive, send_wrapper)
+            else:
+                await self.app(scope, self._limited(receive), send_wrapper)
+        except BodyTooLarge:
+            if not started_response[0]:
+                await self._reply(send_wrapper, 413, "Payload too large")
+        except Exception:
+            log.exception("http.unhandled_error", path=scope.get("path"), method=scope.get("method"))
+            if not started_response[0]:
+                await self._reply(send_wrapper, 500, "Internal server error")
+        finally:
+            request_id_var.reset(token)
+            if self.metrics is not None:
+                route = _route_name(scope)
+                method = scope.get("method", "")
+                self.metrics.requests.labels(method, route, str(status_holder[0])).inc()
+                self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge()
+            return message
+
+        return wrapped
+
+    @staticmethod
+    async def _reply(send: Send, status: int, message: str) -> None:
+        start, body = _json_error(status, message)
+        await send(start)
+        await send(body)
+
+
+def _route_name(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

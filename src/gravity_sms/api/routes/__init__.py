@@ -1,0 +1,1 @@
+"""Route modules: each exposes `routes` (a list of Starlette routes) for the app factory."""

@@ -1,0 +1,1 @@
+"""In-process and Redis implementations of the shared-state ports (events, limits, keys, tokens, locks)."""

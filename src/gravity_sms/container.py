@@ -1,0 +1,38 @@
+"""`Gateway`: the wired object graph one process runs with.
+
+Built only by the composition root (`gravity_sms.runtime`); the API and the workers receive it and
+read their collaborators from it. It owns nothing itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gravity_sms.crypto import AesGcmBox
+from gravity_sms.domain.apps import AppService, UrlPolicy
+from gravity_sms.domain.clock import Clock
+from gravity_sms.domain.ports import Broker, KeyCache, LockManager, RateLimiter, TokenStore
+from gravity_sms.domain.tenants import TenantService
+from gravity_sms.settings import Settings
+from gravity_sms.store import Database, SqlStore
+from gravity_sms.telemetry import Metrics
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    clock: Clock
+    db: Database
+    store: SqlStore
+    broker: Broker
+    limiter: RateLimiter
+    key_cache: KeyCache
+    tokens: TokenStore
+    locks: LockManager
+    box: AesGcmBox
+    metrics: Metrics
+    urls: UrlPolicy
+    tenants: TenantService
+    apps: AppService
+    redis: Any = None  # redis.asyncio.Redis when GRAVITY_REDIS_URL is set

@@ -1,0 +1,170 @@
+"""Composition root: builds the gateway's object graph from settings and runs it.
+
+`build_gateway()` wires adapters (store, broker, crypto) and services; `Runtime` owns the
+background workers (a supervisor task group) and the HTTP app, with an explicit lifecycle:
+start → serve → drain with a deadline → close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+
+from gravity_sms.api.app import create_app
+from gravity_sms.broker.memory import (
+    MemoryBroker,
+    MemoryKeyCache,
+    MemoryLockManager,
+    MemoryRateLimiter,
+    MemoryTokenStore,
+)
+from gravity_sms.container import Gateway
+from gravity_sms.crypto import AesGcmBox
+from gravity_sms.domain.apps import AppService, UrlPolicy
+from gravity_sms.domain.clock import Clock, SystemClock
+from gravity_sms.domain.tenants import TenantService
+from gravity_sms.settings import Settings
+from gravity_sms.store import Database, SqlStore
+from gravity_sms.store.migrate import migrate
+from gravity_sms.telemetry import Metrics, configure_logging, get_logger
+
+log = get_logger("gravity.runtime")
+DRAIN_SECONDS = 10.0
+
+
+class Worker(Protocol):
+    name: str
+
+    async def run(self) -> None: ...
+
+    async def run_until_idle(self) -> None: ...
+
+
+async def build_gateway(settings: Settings, *, clock: Clock | None = None, db: Database | None = None) -> Gateway:
+    clock = clock or SystemClock()
+    db = db or Database(settings.effective_database_url)
+    store = SqlStore(db)
+    box = AesGcmBox(settings.encryption_key_bytes())
+    metrics = Metrics()
+    urls = UrlPolicy(https_only=settings.is_production, block_private=settings.block_private)
+    broker: Any = MemoryBroker()
+    limiter: Any = MemoryRateLimiter(clock)
+    key_cache: Any = MemoryKeyCache()
+    tokens: Any = MemoryTokenStore(clock)
+    locks: Any = MemoryLockManager()
+    redis = None
+    tenants = TenantService(store.tenants, clock, key_cache)
+    apps = AppService(store.apps, store.tenants, key_cache, box, clock, urls)
+    return Gateway(
+        settings=settings,
+        clock=clock,
+        db=db,
+        store=store,
+        broker=broker,
+        limiter=limiter,
+        key_cache=key_cache,
+        tokens=tokens,
+        locks=locks,
+        box=box,
+        metrics=metrics,
+        urls=urls,
+        tenants=tenants,
+        apps=apps,
+        redis=redis,
+    )
+
+
+def build_workers(gw: Gateway) -> list[Worker]:
+    """The background workers of one process (outbound sender, fan-out, scheduler, …)."""
+    return []
+
+
+class Runtime:
+    """One gateway process: the app, and (unless `workers=False`) the background workers."""
+
+    def __init__(self, gw: Gateway, *, workers: bool = True) -> None:
+        self.gw = gw
+        self.workers = build_workers(gw) if workers else []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.app: Starlette = create_app(gw, lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        for worker in self.workers:
+            self._tasks.append(asyncio.create_task(self._supervise(worker), name=f"worker:{worker.name}"))
+
+    async def _supervise(self, worker: Worker) -> None:
+        """Keep a worker running; a crash is logged and the worker restarted after a pause."""
+        while True:
+            try:
+                await worker.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker.crashed", worker=worker.name)
+                await asyncio.sleep(1.0)
+
+    async def stop(self, deadline: float = DRAIN_SECONDS) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=deadline)
+        self._tasks.clear()
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.gw.broker.close()
+        await self.gw.store.close()
+
+
+async def prepare_database(gw: Gateway) -> None:
+    """On SQLite, `serve` applies pending migrations itself (operations.md §3)."""
+    if gw.db.is_sqlite:
+        await migrate(gw.db)
+
+
+async def serve(settings: Settings, *, workers: bool = True, api: bool = True) -> None:
+    import uvicorn
+
+    configure_logging(settings.log_level, settings.effective_log_format)
+    gw = await build_gateway(settings)
+    await prepare_database(gw)
+    runtime = Runtime(gw, workers=workers)
+    try:
+        if api:
+            config = uvicorn.Config(
+                runtime.app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                lifespan="on",
+                proxy_headers=settings.trust_proxy,
+                access_log=False,
+                timeout_graceful_shutdown=int(DRAIN_SECONDS),
+            )
+            server = uvicorn.Server(config)
+            log.info("gateway.listening", url=f"http://{settings.host}:{settings.port}")
+            await server.serve()
+        else:
+            await runtime.start()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            log.info("worker.started", workers=[w.name for w in runtime.workers])
+            await stop.wait()
+    finally:
+        await runtime.close()
