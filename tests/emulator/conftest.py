@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import hashlib
 import json
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -193,9 +196,24 @@ def config(receiver: Receiver) -> EmulatorConfig:
     return EmulatorConfig(seed=SEED, webhook_transport=httpx.ASGITransport(receiver.app), tick_seconds=None)
 
 
-@pytest.fixture
-async def emu(config: EmulatorConfig) -> AsyncIterator[Emu]:
-    app = create_emulator_app(config)
+@contextlib.asynccontextmanager
+async def create_emu(config: EmulatorConfig, **overrides: Any) -> AsyncIterator[Emu]:
+    app = create_emulator_app(dataclasses.replace(config, **overrides))
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://emulator.test") as client:
         yield Emu(app, client)
+
+
+@pytest.fixture
+async def emu(config: EmulatorConfig) -> AsyncIterator[Emu]:
+    async with create_emu(config) as emu:
+        yield emu
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

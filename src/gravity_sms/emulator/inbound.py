@@ -40,6 +40,8 @@ def instant_body(ext: Extension, msg: Message) -> dict[str, Any]:
         item["target"] = True
         recipients.append(item)
     sender: dict[str, Any] = {"phoneNumber": msg.from_number}
+    if msg.from_location is not None:
+        sender["location"] = msg.from_location
     if match := NANP.match(msg.from_number):
         sender["phoneNumberInfo"] = {
             "countryCode": "1",
@@ -105,6 +107,7 @@ def store_inbound(state: EmulatorState, data: dict[str, Any]) -> tuple[Extension
         status="Received",
         conversation_id=conversation_id(recipient, sender),
         read_status="Unread",
+        from_location=data.get("fromLocation") if isinstance(data.get("fromLocation"), str) else None,
     )
     state.messages[msg.id] = msg
     return ext, msg

@@ -59,6 +59,8 @@ def render(state: EmulatorState, msg: Message) -> dict[str, Any]:
                 item["location"] = location
             recipients.append(item)
         sender = {"phoneNumber": msg.from_number}
+        if msg.from_location is not None:
+            sender["location"] = msg.from_location
     body: dict[str, Any] = {
         "uri": uri,
         "id": msg.id,

@@ -141,6 +141,8 @@ class Message:
     conversation_id: int
     read_status: str
     client_id: str | None = None
+    # Inbound only: what the control API said about the sender (RingCentral's caller-id lookup).
+    from_location: str | None = None
     error_code: str | None = None
     delivery_time: float | None = None
     # (final status, error code) chosen at send time by a delivery-failure fault.
