@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -89,9 +89,16 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     asyncio.run(run_demo(settings))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2), like every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gravity-sms", description="Gravity SMS gateway for RingCentral.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="gravity-sms", description="Gravity SMS gateway for RingCentral.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("serve", help="run the API, WebSocket and background workers in one process")
     p.add_argument("--no-workers", action="store_true", help="API only (run `gravity-sms worker` separately)")
@@ -140,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         args.func(args, settings)
     except ConfigError as exc:
-        sys.stderr.write(f"gravity-sms: {exc}\n")
+        for line in str(exc).splitlines():
+            sys.stderr.write(f"gravity-sms: {line}\n")
         return 2
     except GravityError as exc:
         sys.stderr.write(f"gravity-sms: {exc.message}\n")

@@ -7,6 +7,7 @@ import binascii
 import secrets
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class ConfigError(Exception):
     """Invalid configuration: one clear line naming the variable."""
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -42,10 +54,30 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] | None = None
     metrics_enabled: bool = True
 
-    @field_validator("log_level", mode="before")
+    @field_validator("env", "log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else _http_url(value)
+
+    @field_validator("rc_server_url")
+    @classmethod
+    def _check_rc_server_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split(":", 1)[0].split("+", 1)[0].lower() if ":" in value else ""
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
 
     @field_validator("encryption_key")
     @classmethod
@@ -76,7 +108,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_public_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def effective_database_url(self) -> str:
@@ -100,14 +132,21 @@ class Settings(BaseSettings):
         return key
 
 
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per bad variable, each naming it (`GRAVITY_PORT: Input should be ...`)."""
+    lines: list[str] = []
+    for err in exc.errors():
+        loc = "_".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        line = f"Invalid configuration: GRAVITY_{loc.upper()}: {msg}" if loc else f"Invalid configuration: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build settings, turning validation failures into one line naming the variable."""
+    """Build settings from the environment (and `.env`); every bad variable becomes one line."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = "_".join(str(p) for p in err.get("loc", ()) if p != "__root__")
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        if loc:
-            raise ConfigError(f"Invalid configuration: GRAVITY_{loc.upper()}: {msg}") from None
-        raise ConfigError(f"Invalid configuration: {msg}") from None
+        raise ConfigError("\n".join(describe_errors(exc))) from None

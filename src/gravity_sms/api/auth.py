@@ -18,6 +18,7 @@ from starlette.responses import Response
 from gravity_sms.domain.apps import AppStore
 from gravity_sms.domain.clock import Clock
 from gravity_sms.domain.errors import Forbidden, TooManyRequests, Unauthenticated
+from gravity_sms.domain.ids import API_KEY_RE
 from gravity_sms.domain.models import AuthContext
 from gravity_sms.domain.ports import KeyCache, RateLimiter, SecretBox
 from gravity_sms.telemetry import get_logger
@@ -34,10 +35,14 @@ Handler = Callable[[Request, AuthContext], Awaitable[Response]]
 
 
 def client_ip(conn: HTTPConnection, trust_proxy: bool) -> str:
+    """The caller's address. Behind a trusted proxy, the last `X-Forwarded-For` hop: the address
+    the proxy itself saw (earlier entries are whatever the caller wrote, so they prove nothing)."""
     if trust_proxy:
         forwarded = conn.headers.get("x-forwarded-for")
         if forwarded:
-            return forwarded.split(",", 1)[0].strip()
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last
     return conn.client.host if conn.client else "unknown"
 
 
@@ -94,7 +99,9 @@ class Authenticator:
             log.warning("auth.ip_blocked", ip=ip)
 
     async def resolve(self, key: str) -> AuthContext | None:
-        """Key → context through the cache; None when unknown."""
+        """Key → context through the cache; None when unknown (a malformed key costs no lookup)."""
+        if API_KEY_RE.match(key) is None:
+            return None
         key_hash = self.box.hash(key)
         ctx = await self.key_cache.get(key_hash)
         if ctx is None:

@@ -81,16 +81,23 @@ class MemoryRateLimiter:
 
 
 class MemoryKeyCache:
+    """Key hash → context. A rotated-out or deleted key's hash is remembered as dead, so a lookup
+    that read the database just before the rotation cannot put the old key back afterwards."""
+
     def __init__(self) -> None:
         self._by_hash: dict[str, AuthContext] = {}
+        self._dead: set[str] = set()
 
     async def get(self, key_hash: str) -> AuthContext | None:
         return self._by_hash.get(key_hash)
 
     async def put(self, key_hash: str, ctx: AuthContext) -> None:
-        self._by_hash[key_hash] = ctx
+        if key_hash not in self._dead:
+            self._by_hash[key_hash] = ctx
 
     async def invalidate(self, key_hash: str) -> None:
+        # Hashes of random 128-bit keys never come back: remembering them costs 64 bytes a rotation.
+        self._dead.add(key_hash)
         self._by_hash.pop(key_hash, None)
 
     async def invalidate_tenant(self, tenant_id: str) -> None:

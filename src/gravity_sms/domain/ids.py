@@ -6,13 +6,15 @@ import base64
 import re
 import secrets
 
-TENANT_RE = re.compile(r"^tenant_[0-9a-f]{16}$")
-APP_RE = re.compile(r"^app_[0-9a-f]{16}$")
-MESSAGE_RE = re.compile(r"^msg_[0-9a-f]{12}$")
-API_KEY_RE = re.compile(r"^sgw_[0-9a-f]{32}$")
-WS_TOKEN_RE = re.compile(r"^wst_[0-9a-f]{64}$")
-TRIGGER_RE = re.compile(r"^trg_[0-9a-f]{16}$")
-E164_RE = re.compile(r"^\+[1-9]\d{8,14}$")
+# `\Z`, not `$` (which also matches before a trailing newline), and `[0-9]`, not `\d` (which
+# also matches other scripts' digits).
+TENANT_RE = re.compile(r"^tenant_[0-9a-f]{16}\Z")
+APP_RE = re.compile(r"^app_[0-9a-f]{16}\Z")
+MESSAGE_RE = re.compile(r"^msg_[0-9a-f]{12}\Z")
+API_KEY_RE = re.compile(r"^sgw_[0-9a-f]{32}\Z")
+WS_TOKEN_RE = re.compile(r"^wst_[0-9a-f]{64}\Z")
+TRIGGER_RE = re.compile(r"^trg_[0-9a-f]{16}\Z")
+E164_RE = re.compile(r"^\+[1-9][0-9]{8,14}\Z")
 
 
 def new_tenant_id() -> str:
