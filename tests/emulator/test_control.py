@@ -29,6 +29,16 @@ async def test_request_log_redacts_secrets(emu: Emu) -> None:
     tokens = await emu.login()
     await emu.client.get("/restapi/v1.0/account/~/extension/~", headers=bearer(tokens["access_token"]))
     log = (await emu.client.get("/_emulator/requests")).json()["requests"]
+    await emu.subscribe(tokens["access_token"])
+    subscribed = (
+        await emu.client.get("/_emulator/requests", params={"method": "POST", "path": "/restapi/v1.0/"})
+    ).json()
+    mode = subscribed["requests"][0]["json"]["deliveryMode"]
+    assert mode == {
+        "transportType": "WebHook",
+        "address": "http://receiver.test/hook",
+        "verificationToken": "<redacted>",
+    }
     assert [(r["method"], r["path"]) for r in log] == [
         ("GET", "/restapi/oauth/authorize"),
         ("POST", "/restapi/oauth/token"),
@@ -41,9 +51,10 @@ async def test_request_log_redacts_secrets(emu: Emu) -> None:
     assert log[1]["form"]["code_verifier"] == "<redacted>"
     assert (log[2]["bearer"], log[2]["status"]) == (True, 200)
     text = (await emu.client.get("/_emulator/requests")).text
-    assert tokens["access_token"] not in text
+    for secret in (tokens["access_token"], "vt-secret", "demo-secret"):
+        assert secret not in text
     since = (await emu.client.get("/_emulator/requests", params={"since": log[1]["seq"]})).json()["requests"]
-    assert len(since) == 1
+    assert [r["path"] for r in since] == ["/restapi/v1.0/account/~/extension/~", "/restapi/v1.0/subscription"]
     await emu.client.delete("/_emulator/requests")
     assert (await emu.client.get("/_emulator/requests")).json()["requests"] == []
 

@@ -30,8 +30,10 @@ SECRET_FIELDS = frozenset(
         "assertion",
         "password",
         "access_token",
+        "verificationToken",
     }
 )
+REDACTED = "<redacted>"
 KEPT_HEADERS = ("content-type", "user-agent", "accept", "x-request-id")
 
 
@@ -41,17 +43,24 @@ def parse_form(body: bytes) -> dict[str, str]:
     return {k: v[-1] for k, v in parsed.items()}
 
 
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (REDACTED if k in SECRET_FIELDS else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
 def _body_view(content_type: str, body: bytes) -> dict[str, Any]:
     if not body:
         return {}
     if "json" in content_type:
         try:
-            return {"json": json.loads(body)}
+            return {"json": _redact(json.loads(body))}
         except ValueError:
             return {"rawLength": len(body)}
     if "x-www-form-urlencoded" in content_type:
-        form = parse_form(body)
-        return {"form": {k: ("<redacted>" if k in SECRET_FIELDS else v) for k, v in form.items()}}
+        return {"form": _redact(parse_form(body))}
     return {"rawLength": len(body)}
 
 
