@@ -112,3 +112,15 @@ async def test_clock_endpoint(emu: Emu) -> None:
     assert after["offsetSeconds"] == before["offsetSeconds"] + 3600
     assert after["now"] > before["now"]
     assert (await emu.client.post("/_emulator/clock/advance", json={"seconds": -1})).status_code == 400
+
+
+async def test_revoke_refresh_control_and_log_limit(config: EmulatorConfig) -> None:
+    async with create_emu(config, log_limit=3) as emu:
+        tokens = await emu.login()
+        assert (await emu.client.post("/_emulator/tokens/revoke-refresh", json={})).json() == {"revoked": 1}
+        r = await emu.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        assert r.json()["errors"][0]["errorCode"] == "OAU-210"
+        for _ in range(3):
+            await emu.client.get("/restapi/v1.0/account/~/extension/~", headers=bearer(tokens["access_token"]))
+        log = (await emu.client.get("/_emulator/requests")).json()["requests"]
+        assert [r["path"] for r in log] == ["/restapi/v1.0/account/~/extension/~"] * 3

@@ -140,3 +140,13 @@ async def test_expiry_reminder_is_delivered_within_the_threshold(emu: Emu, recei
     assert again.json()["reminders"] == []  # the interval has not passed
     third = await emu.advance(3600)
     assert len(third["pending"]["reminders"]) == 1
+
+
+async def test_handshake_with_another_status_is_refused(emu: Emu, receiver: Receiver) -> None:
+    receiver.mode = "404"
+    r = await emu.subscribe(await _token(emu))
+    assert r.status_code == 400
+    assert r.json()["errorCode"] == "SUB-521"
+    assert "[404]" in r.json()["message"]
+    log = (await emu.client.get("/_emulator/deliveries")).json()["deliveries"]
+    assert [(d["kind"], d["status"], d["error"]) for d in log] == [("handshake", 404, "SUB-521")]

@@ -47,6 +47,8 @@ class EmulatorConfig:
     tick_seconds: float | None = 1.0
     # Seed of the RNG behind probabilistic faults, so runs are repeatable.
     fault_seed: int = 0
+    # The request and delivery logs keep this many newest entries (long stress runs).
+    log_limit: int = 10000
     # Transport for handshakes and event deliveries (e.g. httpx.ASGITransport(gateway_app)
     # for in-process end-to-end tests). None: real network through httpx.
     webhook_transport: httpx.AsyncBaseTransport | None = None

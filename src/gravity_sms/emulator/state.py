@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -187,8 +188,8 @@ class EmulatorState:
         self.messages: dict[int, Message] = {}
         self.sent_sms_ids: list[int] = []
         self.pending_outbound: set[int] = set()
-        self.requests: list[dict[str, Any]] = []
-        self.deliveries: list[DeliveryRecord] = []
+        self.requests: deque[dict[str, Any]] = deque(maxlen=self.config.log_limit)
+        self.deliveries: deque[DeliveryRecord] = deque(maxlen=self.config.log_limit)
         self.next_login: str | None = None
         self.deny_next = False
         self._session_ids = itertools.count(7745120398)
