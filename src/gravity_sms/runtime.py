@@ -28,6 +28,7 @@ from gravity_sms.crypto import AesGcmBox
 from gravity_sms.domain.apps import AppService, UrlPolicy
 from gravity_sms.domain.clock import Clock, SystemClock
 from gravity_sms.domain.tenants import TenantService
+from gravity_sms.domain.urls import Resolver, system_resolver
 from gravity_sms.settings import Settings
 from gravity_sms.store import Database, SqlStore
 from gravity_sms.store.migrate import migrate
@@ -45,13 +46,23 @@ class Worker(Protocol):
     async def run_until_idle(self) -> None: ...
 
 
-async def build_gateway(settings: Settings, *, clock: Clock | None = None, db: Database | None = None) -> Gateway:
+async def build_gateway(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    resolver: Resolver | None = None,
+) -> Gateway:
     clock = clock or SystemClock()
     db = db or Database(settings.effective_database_url)
     store = SqlStore(db)
     box = AesGcmBox(settings.encryption_key_bytes())
     metrics = Metrics()
-    urls = UrlPolicy(https_only=settings.is_production, block_private=settings.block_private)
+    urls = UrlPolicy(
+        https_only=settings.is_production,
+        block_private=settings.block_private,
+        resolver=resolver or system_resolver,  # tests inject a fake: never real DNS
+    )
     broker: Any = MemoryBroker()
     limiter: Any = MemoryRateLimiter(clock)
     key_cache: Any = MemoryKeyCache()
