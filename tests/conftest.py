@@ -3,6 +3,7 @@ gateway with a manual clock, an HTTP client over ASGI, and a network guard (loop
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -108,6 +109,36 @@ async def database(db_backend: str, tmp_path: Path) -> AsyncIterator[Database]:
         await drop_schema(schema)
 
 
+# --- DNS: tests never resolve real names ------------------------------------------------------
+class FakeResolver:
+    """Answers from a table and records every lookup; an unknown name fails like NXDOMAIN."""
+
+    def __init__(self, table: dict[str, list[str]] | None = None) -> None:
+        self.table = dict(DNS_TABLE if table is None else table)
+        self.calls: list[tuple[str, int]] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append((host, port))
+        if host not in self.table:
+            raise OSError(f"fake DNS: {host} does not resolve")
+        return self.table[host]
+
+
+DNS_TABLE: dict[str, list[str]] = {
+    "hooks.example.com": ["93.184.216.34"],
+    "dual.example.com": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
+    "rebind.example.com": ["93.184.216.34", "10.0.0.5"],
+    "internal.example.com": ["192.168.1.10"],
+    "v6local.example.com": ["fd12:3456::1"],
+    "mapped.example.com": ["::ffff:127.0.0.1"],
+}
+
+
+@pytest.fixture
+def resolver() -> FakeResolver:
+    return FakeResolver()
+
+
 # --- the gateway -------------------------------------------------------------------------------
 @pytest.fixture
 def clock() -> ManualClock:
@@ -127,8 +158,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def gateway(settings: Settings, clock: ManualClock, database: Database) -> AsyncIterator[Any]:
-    gw = await build_gateway(settings, clock=clock, db=database)
+async def gateway(
+    settings: Settings, clock: ManualClock, database: Database, resolver: FakeResolver
+) -> AsyncIterator[Any]:
+    gw = await build_gateway(settings, clock=clock, db=database, resolver=resolver)
     yield gw
 
 
@@ -143,6 +176,28 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=runtime.app, client=("10.9.8.7", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
         yield c
+
+
+@contextlib.asynccontextmanager
+async def client_for(
+    settings: Settings,
+    clock: ManualClock,
+    database: Database,
+    *,
+    client_ip: str = "10.9.8.7",
+    resolver: Any = None,
+    **overrides: Any,
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """A second gateway on the same database with changed settings (production, limits, proxy…).
+
+    Yields (gateway, client). `resolver` replaces DNS for the webhook-URL guard.
+    """
+    custom = settings.model_copy(update=overrides)
+    gw = await build_gateway(custom, clock=clock, db=database, resolver=resolver or FakeResolver())
+    rt = Runtime(gw, workers=False)
+    transport = httpx.ASGITransport(app=rt.app, client=(client_ip, 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+        yield gw, c
 
 
 @dataclass

@@ -7,32 +7,9 @@ import pytest
 from gravity_sms.domain.apps import WEBHOOK_URL_ERROR, WEBHOOK_URL_PRIVATE, UrlPolicy
 from gravity_sms.domain.errors import ValidationFailed
 from gravity_sms.domain.urls import UrlRejected, is_internal_address, resolve_public, validate_target_url
+from tests.conftest import FakeResolver
 
-
-class FakeResolver:
-    """Answers from a table; records every lookup. An unknown name fails like NXDOMAIN."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.calls: list[tuple[str, int]] = []
-
-    async def __call__(self, host: str, port: int) -> list[str]:
-        self.calls.append((host, port))
-        if host not in self.table:
-            raise OSError("name does not resolve")
-        return self.table[host]
-
-
-RESOLVER = FakeResolver(
-    {
-        "hooks.example.com": ["93.184.216.34"],
-        "dual.example.com": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
-        "rebind.example.com": ["93.184.216.34", "10.0.0.5"],
-        "internal.example.com": ["192.168.1.10"],
-        "v6local.example.com": ["fd12:3456::1"],
-        "mapped.example.com": ["::ffff:127.0.0.1"],
-    }
-)
+RESOLVER = FakeResolver()
 
 
 @pytest.mark.parametrize(
