@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit bench stress install clean migration
+.PHONY: run test lint typecheck unit bench stress wrk install clean migration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,19 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+# wrk is the load generator of the HTTP benchmarks; without it they fall back to the
+# multi-process Python generator (slower, and reported as such).
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 \
+	  || echo "wrk could not be installed: the benchmarks use the Python load generator"; }
+
+bench: $(STAMP) wrk
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(ARGS)
 
 stress: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m stress.run
+	$(BIN)/python -m stress.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
