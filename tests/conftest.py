@@ -176,6 +176,8 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=runtime.app, client=("10.9.8.7", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
         yield c
+    # ASGITransport runs no lifespan: finish the background lastUsedAt writes before the database closes.
+    await runtime.app.state.auth.drain()
 
 
 @contextlib.asynccontextmanager
@@ -198,6 +200,7 @@ async def client_for(
     transport = httpx.ASGITransport(app=rt.app, client=(client_ip, 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
         yield gw, c
+    await rt.app.state.auth.drain()
 
 
 @dataclass
