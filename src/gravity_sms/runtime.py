@@ -27,8 +27,10 @@ from gravity_sms.container import Gateway
 from gravity_sms.crypto import AesGcmBox
 from gravity_sms.domain.apps import AppService, UrlPolicy
 from gravity_sms.domain.clock import Clock, SystemClock
+from gravity_sms.domain.connections import ConnectionService
 from gravity_sms.domain.tenants import TenantService
 from gravity_sms.domain.urls import Resolver, system_resolver
+from gravity_sms.ringcentral import RingCentralClient
 from gravity_sms.settings import Settings
 from gravity_sms.store import Database, SqlStore
 from gravity_sms.store.migrate import migrate
@@ -52,6 +54,7 @@ async def build_gateway(
     clock: Clock | None = None,
     db: Database | None = None,
     resolver: Resolver | None = None,
+    rc_http: Any = None,
 ) -> Gateway:
     clock = clock or SystemClock()
     db = db or Database(settings.effective_database_url)
@@ -71,6 +74,17 @@ async def build_gateway(
     redis = None
     tenants = TenantService(store.tenants, clock, key_cache)
     apps = AppService(store.apps, store.tenants, key_cache, box, clock, urls)
+    rc = RingCentralClient(
+        settings.rc_server_url,
+        settings.rc_client_id or "",
+        settings.rc_client_secret or "",
+        http=rc_http,  # tests pass an httpx client bound to the emulator
+        on_call=lambda call: metrics.rc_calls.labels(call.operation, str(call.status or "error")).inc(),
+        clock=clock,
+    )
+    connections = ConnectionService(
+        store.connections, rc, locks, box, clock, limiter, public_url=settings.effective_public_url
+    )
     return Gateway(
         settings=settings,
         clock=clock,
@@ -87,12 +101,24 @@ async def build_gateway(
         tenants=tenants,
         apps=apps,
         redis=redis,
+        rc=rc,
+        connections=connections,
     )
+
+
+def _connection_workers(gw: Gateway) -> list[Worker]:
+    """The RingCentral connection scheduler; backfill goes to the inbound pipeline when wired."""
+    if gw.connections is None:
+        return []
+    from gravity_sms.delivery.scheduler import ConnectionScheduler
+
+    sink = getattr(gw, "inbound", None)
+    return [ConnectionScheduler(gw.connections, gw.locks, gw.clock, sink=sink)]
 
 
 def build_workers(gw: Gateway) -> list[Worker]:
     """The background workers of one process (outbound sender, fan-out, scheduler, …)."""
-    return []
+    return [*_connection_workers(gw)]
 
 
 class Runtime:
@@ -139,6 +165,8 @@ class Runtime:
         await self.stop()
         await self.gw.broker.close()
         await self.gw.store.close()
+        if self.gw.rc is not None:
+            await self.gw.rc.aclose()
 
 
 async def prepare_database(gw: Gateway) -> None:
