@@ -13,11 +13,13 @@ from gravity_sms.crypto import AesGcmBox
 from gravity_sms.domain.apps import AppService, UrlPolicy
 from gravity_sms.domain.clock import Clock
 from gravity_sms.domain.connections import ConnectionService
+from gravity_sms.domain.outbound import OutboundService
 from gravity_sms.domain.ports import Broker, KeyCache, LockManager, RateLimiter, TokenStore
 from gravity_sms.domain.tenants import TenantService
 from gravity_sms.ringcentral import RingCentralClient
 from gravity_sms.settings import Settings
 from gravity_sms.store import Database, SqlStore
+from gravity_sms.store.queue import SqlOutboundQueue
 from gravity_sms.telemetry import Metrics
 
 
@@ -38,5 +40,7 @@ class Gateway:
     tenants: TenantService
     apps: AppService
     redis: Any = None  # redis.asyncio.Redis when GRAVITY_REDIS_URL is set
+    outbound_queue: SqlOutboundQueue | None = None
+    outbound: OutboundService | None = None
     rc: RingCentralClient | None = None
     connections: ConnectionService | None = None

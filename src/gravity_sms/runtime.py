@@ -28,12 +28,14 @@ from gravity_sms.crypto import AesGcmBox
 from gravity_sms.domain.apps import AppService, UrlPolicy
 from gravity_sms.domain.clock import Clock, SystemClock
 from gravity_sms.domain.connections import ConnectionService
+from gravity_sms.domain.outbound import OutboundService
 from gravity_sms.domain.tenants import TenantService
 from gravity_sms.domain.urls import Resolver, system_resolver
 from gravity_sms.ringcentral import RingCentralClient
 from gravity_sms.settings import Settings
 from gravity_sms.store import Database, SqlStore
 from gravity_sms.store.migrate import migrate
+from gravity_sms.store.queue import SqlOutboundQueue
 from gravity_sms.telemetry import Metrics, configure_logging, get_logger
 
 log = get_logger("gravity.runtime")
@@ -85,6 +87,8 @@ async def build_gateway(
     connections = ConnectionService(
         store.connections, rc, locks, box, clock, limiter, public_url=settings.effective_public_url
     )
+    outbound_queue = SqlOutboundQueue(db)
+    outbound = OutboundService(outbound_queue, clock)
     return Gateway(
         settings=settings,
         clock=clock,
@@ -103,6 +107,8 @@ async def build_gateway(
         redis=redis,
         rc=rc,
         connections=connections,
+        outbound_queue=outbound_queue,
+        outbound=outbound,
     )
 
 
@@ -116,9 +122,37 @@ def _connection_workers(gw: Gateway) -> list[Worker]:
     return [ConnectionScheduler(gw.connections, gw.locks, gw.clock, sink=sink)]
 
 
+def _outbound_workers(gw: Gateway) -> list[Worker]:
+    """The outbound sender and delivery tracker, once the RingCentral connection is wired."""
+    connections = getattr(gw, "connections", None)
+    rc = getattr(gw, "rc", None)
+    if connections is None or rc is None or gw.outbound_queue is None:
+        return []
+    from gravity_sms.delivery.sender import OutboundWorker
+    from gravity_sms.delivery.tracker import DeliveryTracker
+
+    sender = OutboundWorker(
+        queue=gw.outbound_queue,
+        tenants=gw.store.tenants,
+        connections=connections,
+        rc=rc,
+        broker=gw.broker,
+        limiter=gw.limiter,
+        clock=gw.clock,
+        metrics=gw.metrics,
+        send_rate_per_number=gw.settings.send_rate_per_number,
+    )
+    if gw.outbound is not None:
+        gw.outbound.on_enqueued = sender.wake
+    tracker = DeliveryTracker(
+        queue=gw.outbound_queue, connections=connections, rc=rc, broker=gw.broker, clock=gw.clock
+    )
+    return [sender, tracker]
+
+
 def build_workers(gw: Gateway) -> list[Worker]:
     """The background workers of one process (outbound sender, fan-out, scheduler, …)."""
-    return [*_connection_workers(gw)]
+    return [*_connection_workers(gw), *_outbound_workers(gw)]
 
 
 class Runtime:

@@ -1,0 +1,1 @@
+"""Background workers: outbound sender and tracker, webhook dispatcher, connection scheduler."""
