@@ -64,6 +64,7 @@ class Proc:
     argv: list[str]
     env: dict[str, str]
     log_path: Path
+    cwd: Path | None = None
     popen: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     _log: object = field(default=None, repr=False)
@@ -78,7 +79,7 @@ class Proc:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=str(REPO),
+            cwd=str(self.cwd or REPO),
             start_new_session=True,
         )
         return self

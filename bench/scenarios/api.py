@@ -1,0 +1,165 @@
+"""HTTP hot paths against the bare baseline: B0 (baseline and generator ceiling), B1 (send),
+B2 (RingCentral webhook ack), and B8 (idle footprint and start-up time)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from bench.procs import CpuMeter
+from bench.report import Outcome
+from bench.scenarios.common import SEND_BODY, Ctx, event_body, ms, verdict
+from bench.stack import Node, NotAvailable, Stack, Tenant
+
+EXT1, EXT2 = "402118230001", "402118230002"
+NUMBER1 = "+15550010000"  # first number of extension 1 (bench.emu.seed_for)
+
+
+def baseline(ctx: Ctx) -> Outcome:
+    out = Outcome("B0", "bare ASGI JSON endpoint (baseline) and load-generator ceiling", "generator < 0.9 core")
+    with Stack("b0") as st:
+        bare = st.start_reference("bare")
+        meter = CpuMeter({"server": bare.proc.pid})
+        res = ctx.load(f"{bare.url}/v1/sms/send", method="POST", body=SEND_BODY)
+        cpu = meter.shares()
+    ctx.baseline = res
+    out.figure = f"{res.rps:,.0f} req/s, p50 {ms(res.p50_ms)}, p99 {ms(res.p99_ms)}"
+    out.baseline = f"server CPU {cpu['server']:.2f} cores, generator ({res.generator}) CPU {res.cpu_share} cores"
+    gen = res.cpu_share if res.cpu_share is not None else 9.0
+    limit = 0.9 if res.generator.startswith("wrk") else 1.8
+    out.verdict = verdict(gen < limit and res.errors == 0 and res.non_2xx == 0)
+    out.target = f"generator CPU < {limit} cores (it is not the bottleneck)"
+    out.metrics = {"load": res.public() | {"curve": None}, "server_cpu": cpu["server"]}
+    out.curves = {"bare ASGI": res.curve}
+    if out.verdict == "MISS":
+        out.notes.append("the load generator is saturated: the ratios below understate the servers")
+    return out
+
+
+def connected_stack(
+    ctx: Ctx, name: str, *, webhook_urls: list[str | None] | None = None, workers: bool = True, **kw: Any
+) -> tuple[Stack, Node, Tenant, list[str]]:
+    """Emulator + gateway + a tenant connected to extension 1 (when the connect routes exist)."""
+    st = Stack(name, **kw)
+    try:
+        st.start_emulator()
+        tenant = st.create_tenant("Bench", webhook_urls)
+        node = st.start_gateway(workers=workers)
+        notes = []
+        try:
+            st.connect(node, tenant, EXT1)
+            ctx.cache["connected"] = True
+        except NotAvailable as exc:
+            notes.append(f"tenant not connected to RingCentral ({exc})")
+        return st, node, tenant, notes
+    except BaseException:
+        st.close()
+        raise
+
+
+def _precheck(url: str, headers: dict[str, str], body: str, expect: int) -> None:
+    r = httpx.post(url, headers={"Content-Type": "application/json", **headers}, content=body, timeout=10)
+    if r.status_code == 404:
+        raise NotAvailable(f"{url.split('/', 3)[-1]} answered 404 (route not built yet)")
+    if r.status_code != expect:
+        raise RuntimeError(f"precheck: {r.status_code} {r.text[:200]}")
+
+
+def _total(node: Node, tenant: Tenant, query: str) -> int | None:
+    try:
+        r = httpx.get(f"{node.url}/v1/sms/messages?{query}&limit=1", headers=tenant.headers, timeout=30)
+    except httpx.HTTPError:
+        return None
+    return int(r.json()["total"]) if r.status_code == 200 else None
+
+
+def _throughput_outcome(out: Outcome, ctx: Ctx, res: Any, cpu: dict[str, float], p99_target: float) -> None:
+    base = ctx.baseline
+    out.figure = f"{res.rps:,.0f} req/s, p50 {ms(res.p50_ms)}, p99 {ms(res.p99_ms)} ({res.ok:,} answered 2xx)"
+    out.baseline = f"{base.rps:,.0f} req/s bare, p99 {ms(base.p99_ms)}" if base else "not measured"
+    out.ratio = round(res.rps / base.rps, 3) if base else None
+    clean = res.non_2xx == 0 and res.errors == 0
+    out.verdict = verdict(clean and out.ratio is not None and out.ratio >= 0.5 and res.p99_ms <= p99_target)
+    out.metrics = {"load": res.public() | {"curve": None}, "cpu_cores": cpu}
+    out.curves = {"gateway": res.curve} | ({"bare ASGI": base.curve} if base else {})
+    if not clean:
+        out.notes.append(f"{res.non_2xx} non-2xx answers and {res.errors} socket errors during the run")
+
+
+def b1_send(ctx: Ctx) -> Outcome:
+    out = Outcome("B1", "POST /v1/sms/send, 64 connections", "≥ 0.50 × bare, p99 ≤ 50 ms")
+    st, node, tenant, notes = connected_stack(ctx, "b1")
+    with st:
+        out.notes += notes
+        url = f"{node.url}/v1/sms/send"
+        _precheck(url, tenant.headers, SEND_BODY, 202)
+        meter = CpuMeter({"gateway": node.proc.pid})
+        res = ctx.load(url, method="POST", headers=tenant.headers, body=SEND_BODY)
+        cpu = meter.shares()
+        _throughput_outcome(out, ctx, res, cpu, 50.0)
+        stored = _total(node, tenant, "direction=outbound")
+        if stored is not None:
+            out.metrics["stored"] = stored
+            if stored < res.ok + 1:
+                out.verdict = "MISS"
+                out.notes.append(f"only {stored} messages stored for {res.ok + 1} answered 202")
+        out.metrics["rss_after_mb"] = round(node.proc.rss() / 1e6, 1)
+    return out
+
+
+def b2_webhook(ctx: Ctx) -> Outcome:
+    out = Outcome("B2", "RingCentral instant-SMS events → /v1/webhooks/ringcentral", "≥ 0.50 × bare, p99 ≤ 50 ms")
+    st, node, tenant, notes = connected_stack(ctx, "b2")
+    with st:
+        if notes:
+            raise NotAvailable(notes[0])
+        sub, token = st.verification_token(NUMBER1)
+        body = event_body(sub, EXT1, NUMBER1)
+        headers = {"Verification-Token": token}
+        url = f"{node.url}/v1/webhooks/ringcentral"
+        _precheck(url, headers, body.replace("__ID__", "1"), 200)
+        meter = CpuMeter({"gateway": node.proc.pid})
+        res = ctx.load(url, method="POST", headers=headers, body=body)
+        cpu = meter.shares()
+        _throughput_outcome(out, ctx, res, cpu, 50.0)
+        stored = _total(node, tenant, "direction=inbound")
+        if stored is not None:
+            out.metrics["stored"] = stored
+            # + the token probe and the precheck event
+            if stored < res.ok + 2:
+                out.verdict = "MISS"
+                out.notes.append(f"only {stored} inbound messages stored for {res.ok + 2} acknowledged")
+    return out
+
+
+def b8_idle(ctx: Ctx) -> Outcome:
+    out = Outcome("B8", "idle gateway: RSS and start → /ready", "RSS ≤ 150 MB, start → /ready ≤ 2 s")
+    starts: list[float] = []
+    with Stack("b8") as st:
+        st.start_emulator()
+        st.create_tenant("Bench")  # migrations applied, as on any real start after the first
+        node = st.start_gateway()
+        starts.append(time.perf_counter() - node.proc.started_at)
+        for _ in range(1 if ctx.quick else 3):
+            node.proc.stop()
+            node = st.restart_gateway(node)
+            starts.append(time.perf_counter() - node.proc.started_at)
+        time.sleep(1.0 if ctx.quick else 5.0)  # idle: let start-up garbage settle
+        rss = node.proc.rss() / 1e6
+        bare = st.start_reference("bare")
+        bare_rss = bare.proc.rss() / 1e6
+    # wait_http returns when /ready answered; starts[] holds the time including that poll
+    worst = max(starts)
+    out.figure = f"RSS {rss:.0f} MB; start → /ready median {statistics.median(starts):.2f} s, worst {worst:.2f} s"
+    out.baseline = f"bare uvicorn process RSS {bare_rss:.0f} MB"
+    out.ratio = round(rss / bare_rss, 2) if bare_rss else None
+    out.verdict = verdict(rss <= 150 and worst <= 2.0)
+    out.metrics = {
+        "rss_mb": round(rss, 1),
+        "bare_rss_mb": round(bare_rss, 1),
+        "starts_s": [round(s, 3) for s in starts],
+    }
+    return out

@@ -1,0 +1,69 @@
+"""What every scenario receives: the run's sizes, the load generator, the shared baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.loadgen import LoadResult, closed_loop
+
+EVENT_TEMPLATE: dict[str, Any] = {
+    "uuid": "__ID__",
+    "event": "/restapi/v1.0/account/402118231008/extension/{ext}/message-store/instant?type=SMS",
+    "timestamp": "2026-03-01T14:30:00.120Z",
+    "subscriptionId": "{sub}",
+    "ownerId": "{ext}",
+    "body": {
+        "id": "__ID__",
+        "to": [{"phoneNumber": "{to}", "name": "Front Desk", "target": True}],
+        "from": {"phoneNumber": "+15551234567", "location": "Chicago, IL"},
+        "type": "SMS",
+        "creationTime": "2026-03-01T14:30:00.000Z",
+        "lastModifiedTime": "2026-03-01T14:30:00.000Z",
+        "readStatus": "Unread",
+        "priority": "Normal",
+        "attachments": [{"id": "__ID__", "type": "Text", "contentType": "text/plain"}],
+        "direction": "Inbound",
+        "availability": "Alive",
+        "subject": "Hey, is my appointment still on?",
+        "messageStatus": "Received",
+        "conversation": {"id": "7312098475610293847"},
+        "eventType": "Create",
+        "owner": {"extensionId": "{ext}", "extensionType": "User", "name": "Front Desk"},
+    },
+}
+SEND_BODY = '{"to":"+15551234567","from":"+15550010000","body":"Your appointment is confirmed for 3pm."}'
+
+
+def event_body(sub: str, ext: str, to: str) -> str:
+    """An instant-SMS event (ringcentral.md §3, the recorded fixture's shape) with __ID__ marks."""
+    import json
+
+    text = json.dumps(EVENT_TEMPLATE, separators=(",", ":"))
+    return text.replace("{sub}", sub).replace("{ext}", ext).replace("{to}", to)
+
+
+@dataclass
+class Ctx:
+    quick: bool
+    prefer_wrk: bool = True
+    connections: int = 64
+    baseline: LoadResult | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return 3.0 if self.quick else 20.0
+
+    def load(self, url: str, **kw: Any) -> LoadResult:
+        kw.setdefault("connections", self.connections)
+        kw.setdefault("duration", self.duration)
+        return closed_loop(url, prefer_wrk=self.prefer_wrk, **kw)
+
+
+def ms(value: float) -> str:
+    return f"{value:.1f} ms" if value >= 1 else f"{value:.2f} ms"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
