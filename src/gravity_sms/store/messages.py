@@ -1,15 +1,30 @@
-"""Message rows: conversion to the domain record, single-message reads, inbound storage and dedup,
-listings. (The outbound queue — claims, leases, status moves — lives in `store.queue`.)"""
+"""Message rows: the inbound insert with dedup, the history query, the fan-out outbox, retention.
+
+Inbound dedup is race-free on both databases through the partial unique index
+`uq_messages_inbound_rc` (`INSERT … ON CONFLICT DO NOTHING`), so concurrent duplicates of one
+RingCentral event store one row. `fanout_pending` is the fan-out outbox; the lease columns,
+unused by inbound rows otherwise, say which dispatcher is delivering it until when.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
+from gravity_sms.domain.history import MessageQuery
+from gravity_sms.domain.ids import new_message_id
+from gravity_sms.domain.inbound import InboundRoute
 from gravity_sms.domain.models import Message
 from gravity_sms.store.database import Database
-from gravity_sms.store.tables import messages
+from gravity_sms.store.tables import messages, rc_extensions, rc_subscriptions, tenants
+
+# Outbound rows the sender still owns are never removed by retention.
+_LIVE_OUTBOUND = ("queued", "sending")
+_INBOUND_WHERE = text("direction = 'inbound'")
 
 
 def message_from_row(row: Any) -> Message:
@@ -31,6 +46,26 @@ def message_from_row(row: Any) -> Message:
     )
 
 
+def _filters(query: MessageQuery) -> list[ColumnElement[bool]]:
+    c = messages.c
+    conds: list[ColumnElement[bool]] = []
+    if query.tenant_id is not None:
+        conds.append(c.tenant_id == query.tenant_id)
+    if query.direction is not None:
+        conds.append(c.direction == query.direction)
+    if query.status is not None:
+        conds.append(c.status == query.status)
+    if query.from_number is not None:
+        conds.append(c.from_number == query.from_number)
+    if query.to_number is not None:
+        conds.append(c.to_number == query.to_number)
+    if query.start is not None:
+        conds.append(c.created_at >= query.start)
+    if query.end is not None:
+        conds.append(c.created_at <= query.end)
+    return conds
+
+
 class SqlMessageStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -39,3 +74,185 @@ class SqlMessageStore:
         async with self.db.read() as conn:
             row = (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
         return message_from_row(row) if row else None
+
+    # --- inbound ----------------------------------------------------------------------------
+    async def inbound_route(self, subscription_id: str) -> InboundRoute | None:
+        s, t, e = rc_subscriptions.c, tenants.c, rc_extensions.c
+        query = (
+            select(
+                s.id,
+                s.tenant_id,
+                s.extension_id,
+                s.verification_token_hash,
+                s.status,
+                t.status.label("tenant_status"),
+                e.status.label("extension_status"),
+            )
+            .select_from(
+                rc_subscriptions.outerjoin(tenants, t.id == s.tenant_id).outerjoin(
+                    rc_extensions, and_(e.tenant_id == s.tenant_id, e.extension_id == s.extension_id)
+                )
+            )
+            .where(s.id == subscription_id)
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return InboundRoute(
+            subscription_id=row.id,
+            tenant_id=row.tenant_id,
+            extension_id=row.extension_id,
+            verification_token_hash=row.verification_token_hash,
+            subscription_status=row.status,
+            tenant_status=row.tenant_status,
+            extension_status=row.extension_status,
+        )
+
+    def _insert(self) -> Any:
+        return sqlite.insert(messages) if self.db.is_sqlite else postgresql.insert(messages)
+
+    async def insert_inbound(self, msg: Message, *, lease_owner: str | None, lease_seconds: float) -> Message | None:
+        """Insert as `received` with `fanout_pending`; None when the RingCentral id is stored.
+
+        A message-id collision (CSPRNG, 48 bits) is caught by the primary key and retried with a
+        fresh id; the RingCentral-id conflict is absorbed by ON CONFLICT DO NOTHING.
+        """
+        extension_id = msg.extra.get("extension_id")
+        lease_until = msg.created_at + timedelta(seconds=lease_seconds) if lease_owner else None
+        for _ in range(5):
+            values = {
+                "id": msg.id,
+                "tenant_id": msg.tenant_id,
+                "direction": "inbound",
+                "status": msg.status,
+                "from_number": msg.from_number,
+                "to_number": msg.to_number,
+                "body": msg.body,
+                "rc_message_id": msg.rc_message_id,
+                "rc_created_at": msg.rc_created_at,
+                "extension_id": extension_id,
+                "created_at": msg.created_at,
+                "updated_at": msg.updated_at,
+                "fanout_pending": True,
+                "lease_owner": lease_owner,
+                "lease_expires_at": lease_until,
+            }
+            stmt = (
+                self._insert()
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE)
+            )
+            try:
+                async with self.db.write() as conn:
+                    result = await conn.execute(stmt)
+            except IntegrityError:
+                msg = Message(**{**_fields(msg), "id": new_message_id()})
+                continue
+            return msg if result.rowcount == 1 else None
+        raise RuntimeError("could not allocate a unique message id")
+
+    async def find_inbound(self, tenant_id: str, rc_message_id: str) -> Message | None:
+        c = messages.c
+        query = select(messages).where(
+            c.tenant_id == tenant_id, c.rc_message_id == rc_message_id, c.direction == "inbound"
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return message_from_row(row) if row else None
+
+    # --- history ----------------------------------------------------------------------------
+    async def search(self, query: MessageQuery) -> tuple[list[Message], int]:
+        """Newest first, ties by id: one index range scan per filter (see docs/webhooks.md)."""
+        conds = _filters(query)
+        c = messages.c
+        page = (
+            select(messages)
+            .where(*conds)
+            .order_by(c.created_at.desc(), c.id.desc())
+            .limit(query.limit)
+            .offset((query.page - 1) * query.limit)
+        )
+        count = select(func.count()).select_from(messages).where(*conds)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(page)).all()
+            if query.page == 1 and len(rows) < query.limit:
+                total = len(rows)  # the whole result is on this page: no count needed
+            else:
+                total = int((await conn.execute(count)).scalar_one())
+        return [message_from_row(r) for r in rows], total
+
+    # --- fan-out outbox -----------------------------------------------------------------------
+    async def claim_fanout(
+        self, owner: str, now: datetime, older_than: datetime, lease_seconds: float, limit: int
+    ) -> list[Message]:
+        """Take the lease of up to `limit` pending messages created before `older_than`.
+
+        The guard on the lease is repeated in the UPDATE, so two dispatchers (two nodes) never
+        both take one message: PostgreSQL re-checks it after the row lock, SQLite has one writer.
+        """
+        c = messages.c
+        free = or_(c.lease_expires_at.is_(None), c.lease_expires_at < now)
+        pending = (
+            select(c.id).where(c.fanout_pending, c.created_at <= older_than, free).order_by(c.created_at).limit(limit)
+        )
+        until = now + timedelta(seconds=lease_seconds)
+        async with self.db.write() as conn:
+            ids = list((await conn.execute(pending)).scalars())
+            if not ids:
+                return []
+            await conn.execute(
+                update(messages)
+                .where(c.id.in_(ids), c.fanout_pending, free)
+                .values(lease_owner=owner, lease_expires_at=until)
+            )
+            rows = (
+                await conn.execute(
+                    select(messages).where(c.id.in_(ids), c.lease_owner == owner, c.lease_expires_at == until)
+                )
+            ).all()
+        return [message_from_row(r) for r in rows]
+
+    async def finish_fanout(self, message_ids: list[str]) -> None:
+        if not message_ids:
+            return
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(message_ids))
+                .values(fanout_pending=False, lease_owner=None, lease_expires_at=None)
+            )
+
+    async def release_fanout(self, message_ids: list[str]) -> None:
+        """Give leases back (graceful shutdown): another dispatcher may take them at once."""
+        if not message_ids:
+            return
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id.in_(message_ids), messages.c.fanout_pending)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    # --- retention ----------------------------------------------------------------------------
+    async def delete_older_than(self, cutoff: datetime, batch: int) -> int:
+        """Delete one batch of messages created before `cutoff`; returns how many went.
+
+        Small batches keep each write transaction short (SQLite has one writer; PostgreSQL
+        holds the row locks only for the batch).
+        """
+        c = messages.c
+        victims = (
+            select(c.id)
+            .where(c.created_at < cutoff, c.status.not_in(_LIVE_OUTBOUND))
+            .order_by(c.created_at)
+            .limit(batch)
+            .scalar_subquery()
+        )
+        async with self.db.write() as conn:
+            result = await conn.execute(delete(messages).where(c.id.in_(victims)))
+        return int(result.rowcount or 0)
+
+
+def _fields(msg: Message) -> dict[str, Any]:
+    return {name: getattr(msg, name) for name in Message.__dataclass_fields__}

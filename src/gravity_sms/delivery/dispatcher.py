@@ -1,0 +1,297 @@
+"""The inbound fan-out worker: every stored inbound message to every app webhook and trigger.
+
+Owns when and how often deliveries happen (api.md §6.2): once per target, concurrently, under
+a global bound and a per-endpoint bound, never retried, each attempt written to the delivery log.
+
+Durability: `messages.fanout_pending` is the outbox. A message accepted on this node is stamped
+with this dispatcher's lease at insert and handed over in memory (`submit`); it is marked done
+once every target was attempted. A periodic scan takes the lease of pending messages nobody
+holds (accepted by an API-only node, or left by a process that died), and delivers only the
+targets without a delivery-log row, so a crash after the 200 delivers each target once.
+Graceful shutdown (`drain`) waits for in-flight deliveries until a deadline, then cancels the
+rest and gives their leases back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+from standardwebhooks.webhooks import Webhook
+
+from gravity_sms.delivery.webhook_client import Attempt, WebhookClient
+from gravity_sms.domain.clock import Clock
+from gravity_sms.domain.fanout import (
+    TEST_MESSAGE_ID,
+    Delivery,
+    DeliveryLog,
+    Target,
+    TriggerStore,
+    inbound_event,
+    targets_for,
+    test_payload,
+    trigger_payload,
+)
+from gravity_sms.domain.models import App, AppSecrets, Message
+from gravity_sms.telemetry import Metrics, get_logger
+
+log = get_logger("gravity.dispatcher")
+
+SCAN_INTERVAL = 5.0
+SCAN_BATCH = 200
+GRACE_SECONDS = 2.0
+OVERLOADED = "Too many deliveries in flight to this endpoint"
+
+
+class OutboxStore(Protocol):
+    async def claim_fanout(
+        self, owner: str, now: datetime, older_than: datetime, lease_seconds: float, limit: int
+    ) -> list[Message]: ...
+
+    async def finish_fanout(self, message_ids: list[str]) -> None: ...
+
+    async def release_fanout(self, message_ids: list[str]) -> None: ...
+
+
+class WebhookDirectory(Protocol):
+    async def list_webhook_targets(self, tenant_id: str) -> list[App]: ...
+
+
+SecretsLookup = Callable[[str], Awaitable[AppSecrets | None]]
+
+
+def new_delivery_id() -> str:
+    return "dlv_" + secrets.token_hex(12)
+
+
+def signature_header(msg_id: str, at: datetime, body: bytes, app_secrets: AppSecrets) -> str:
+    """Standard Webhooks `webhook-signature`: one `v1,…` per live secret, space-separated."""
+    data = body.decode("utf-8")
+    keys = [app_secrets.webhook_secret]
+    if app_secrets.previous_secret:
+        keys.append(app_secrets.previous_secret)
+    return " ".join(Webhook(key).sign(msg_id, at, data) for key in keys)
+
+
+class WebhookDispatcher:
+    name = "webhook-dispatcher"
+
+    def __init__(
+        self,
+        *,
+        outbox: OutboxStore,
+        log_store: DeliveryLog,
+        apps: WebhookDirectory,
+        triggers: TriggerStore,
+        signing_secrets: SecretsLookup,
+        client: WebhookClient,
+        clock: Clock,
+        metrics: Metrics,
+        node_id: str | None = None,
+        concurrency: int = 500,
+        per_endpoint: int = 100,
+        scan_interval: float = SCAN_INTERVAL,
+        grace_seconds: float = GRACE_SECONDS,
+    ) -> None:
+        self.outbox = outbox
+        self.log_store = log_store
+        self.apps = apps
+        self.triggers = triggers
+        self.signing_secrets = signing_secrets
+        self.client = client
+        self.clock = clock
+        self.metrics = metrics
+        self.node_id = node_id or "node-" + secrets.token_hex(6)
+        self.scan_interval = scan_interval
+        self.grace_seconds = grace_seconds
+        # Longer than the slowest fan-out of one message (all targets run concurrently).
+        self.lease_seconds = client.timeout * 2 + 5
+        self.per_endpoint = per_endpoint
+        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight_by_url: Counter[str] = Counter()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running = False
+
+    # --- hand-off from the inbound path -------------------------------------------------------
+    @property
+    def lease(self) -> tuple[str | None, float]:
+        return (self.node_id if self._running else None, self.lease_seconds)
+
+    def submit(self, msg: Message) -> None:
+        """Start the fan-out of a just-stored message; never blocks the caller.
+
+        Without a running dispatcher in this process the row carries no lease and a scan on
+        any node picks it up.
+        """
+        if self._running and msg.id not in self._tasks:
+            self._spawn(msg, recovered=False)
+
+    def _spawn(self, msg: Message, *, recovered: bool) -> None:
+        task = asyncio.create_task(self._fan_out(msg, recovered), name=f"fanout:{msg.id}")
+        self._tasks[msg.id] = task
+        message_id = msg.id
+
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._tasks.pop(message_id, None)
+
+        task.add_done_callback(forget)
+
+    # --- worker lifecycle ---------------------------------------------------------------------
+    async def run(self) -> None:
+        self._running = True
+        try:
+            while True:
+                try:
+                    await self.scan()
+                except Exception:
+                    log.exception("fanout.scan_failed")
+                await asyncio.sleep(self.scan_interval)
+        except asyncio.CancelledError:
+            self._running = False
+            with contextlib.suppress(Exception):
+                await self.drain(self.client.timeout + 1)
+            raise
+        finally:
+            self._running = False
+
+    async def scan(self, *, grace: float | None = None) -> int:
+        """Take and start pending messages nobody holds; returns how many were started."""
+        now = self.clock.now()
+        older_than = now - timedelta(seconds=self.grace_seconds if grace is None else grace)
+        claimed = await self.outbox.claim_fanout(self.node_id, now, older_than, self.lease_seconds, SCAN_BATCH)
+        started = 0
+        for msg in claimed:
+            if msg.id not in self._tasks:
+                self._spawn(msg, recovered=True)
+                started += 1
+        if started:
+            log.info("fanout.recovered", count=started)
+        return started
+
+    async def run_until_idle(self) -> None:
+        """Deliver everything pending now (ignoring the grace period) and wait for it."""
+        while True:
+            await self._wait_tasks()
+            if not await self.scan(grace=0.0) and not self._tasks:
+                return
+
+    async def _wait_tasks(self, deadline: float | None = None) -> None:
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=deadline)
+
+    async def drain(self, deadline: float) -> None:
+        """Wait for in-flight fan-outs until `deadline` seconds pass, then cancel and release."""
+        await self._wait_tasks(deadline)
+        left = dict(self._tasks)
+        for task in left.values():
+            task.cancel()
+        if left:
+            await asyncio.wait(list(left.values()))
+            await self.outbox.release_fanout(list(left))
+            log.warning("fanout.drain_cancelled", count=len(left))
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # --- one message ----------------------------------------------------------------------------
+    async def _fan_out(self, msg: Message, recovered: bool) -> None:
+        try:
+            apps = await self.apps.list_webhook_targets(msg.tenant_id)
+            triggers = await self.triggers.for_tenant(msg.tenant_id)
+            targets = targets_for(msg, apps, triggers)
+            if recovered and targets:
+                done = await self.log_store.delivered_keys(msg.id)
+                targets = [t for t in targets if t.key not in done]
+            app_body = orjson.dumps(inbound_event(msg))
+            trigger_body = orjson.dumps(trigger_payload(msg)) if any(t.kind == "trigger" for t in targets) else b""
+            calls: list[Coroutine[Any, Any, Delivery]] = [
+                self._deliver(msg.tenant_id, msg.id, t, app_body if t.kind == "app" else trigger_body) for t in targets
+            ]
+            await asyncio.gather(*calls)
+            await self.outbox.finish_fanout([msg.id])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The message stays pending: when the lease ends, a scan delivers what is missing.
+            log.exception("fanout.failed", message_id=msg.id)
+
+    async def _headers(self, target: Target, webhook_id: str, body: bytes) -> dict[str, str]:
+        if target.kind != "app" or target.app_id is None:
+            return {}
+        app_secrets = await self.signing_secrets(target.app_id)
+        if app_secrets is None:
+            return {}
+        now = self.clock.now()
+        return {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature_header(webhook_id, now, body, app_secrets),
+        }
+
+    async def _attempt(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+        if self._in_flight_by_url[url] >= self.per_endpoint:
+            # A hanging endpoint may not take every slot (api.md §6.2: one slow endpoint never
+            # delays the others); past its share, its deliveries fail at once, unretried.
+            return Attempt(None, OVERLOADED, 0)
+        self._in_flight_by_url[url] += 1
+        try:
+            async with self._slots:
+                return await self.client.post(url, body, headers)
+        finally:
+            self._in_flight_by_url[url] -= 1
+            if not self._in_flight_by_url[url]:
+                del self._in_flight_by_url[url]
+
+    async def _deliver(self, tenant_id: str, message_id: str, target: Target, body: bytes) -> Delivery:
+        webhook_id = message_id if message_id != TEST_MESSAGE_ID else "test_" + secrets.token_hex(8)
+        try:
+            headers = await self._headers(target, webhook_id, body)
+            attempt = await self._attempt(target.url, body, headers)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("webhook.error", message_id=message_id)
+            attempt = Attempt(None, f"Delivery error: {type(exc).__name__}", 0)
+        delivery = Delivery(
+            id=new_delivery_id(),
+            tenant_id=tenant_id,
+            app_id=target.app_id,
+            trigger_id=target.trigger_id,
+            message_id=message_id,
+            url=target.url,
+            status_code=attempt.status_code,
+            success=attempt.success,
+            error=attempt.error,
+            duration_ms=attempt.duration_ms,
+            created_at=self.clock.now(),
+            body=attempt.body,
+        )
+        outcome = "success" if attempt.success else "failure"
+        self.metrics.webhook_deliveries.labels(target.kind, outcome).inc()
+        fields = {
+            "message_id": message_id,
+            "kind": target.kind,
+            "app_id": target.app_id,
+            "trigger_id": target.trigger_id,
+            "status": attempt.status_code,
+            "duration_ms": attempt.duration_ms,
+        }
+        if attempt.success:
+            log.debug("webhook.delivered", **fields)
+        else:
+            log.warning("webhook.failed", error=attempt.error, **fields)
+        await self.log_store.record(delivery)
+        return delivery
+
+    # --- test-webhook (api.md §4) ---------------------------------------------------------------
+    async def send_test(self, app: App) -> Delivery:
+        assert app.webhook_url is not None
+        body = orjson.dumps(test_payload(app.tenant_id, self.clock.now()))
+        return await self._deliver(app.tenant_id, TEST_MESSAGE_ID, Target("app", app.webhook_url, app.id), body)
