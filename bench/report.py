@@ -136,8 +136,8 @@ def markdown_table(facts: dict[str, Any], outcomes: list[Outcome]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
-        ratio = f"{o.ratio:.2f}" if o.ratio is not None else "–"
-        cells = [o.id, o.title, o.figure or "–", o.baseline or "–", ratio, o.target, f"**{o.verdict}**"]
+        ratio = f"{o.ratio:.2f}" if o.ratio is not None else "-"
+        cells = [o.id, o.title, o.figure or "-", o.baseline or "-", ratio, o.target, f"**{o.verdict}**"]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     notes = [(o.id, n) for o in outcomes for n in o.notes]
     if notes:

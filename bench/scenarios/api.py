@@ -90,7 +90,7 @@ def _throughput_outcome(out: Outcome, ctx: Ctx, res: Any, cpu: dict[str, float],
 
 
 def b1_send(ctx: Ctx) -> Outcome:
-    out = Outcome("B1", "POST /v1/sms/send, 64 connections", "≥ 0.50 × bare, p99 ≤ 50 ms")
+    out = Outcome("B1", "POST /v1/sms/send, 64 connections", "≥ 0.50 x bare, p99 ≤ 50 ms")
     st, node, tenant, notes = connected_stack(ctx, "b1")
     with st:
         out.notes += notes
@@ -111,7 +111,7 @@ def b1_send(ctx: Ctx) -> Outcome:
 
 
 def b2_webhook(ctx: Ctx) -> Outcome:
-    out = Outcome("B2", "RingCentral instant-SMS events → /v1/webhooks/ringcentral", "≥ 0.50 × bare, p99 ≤ 50 ms")
+    out = Outcome("B2", "RingCentral instant-SMS events → /v1/webhooks/ringcentral", "≥ 0.50 x bare, p99 ≤ 50 ms")
     st, node, tenant, notes = connected_stack(ctx, "b2")
     with st:
         if notes:

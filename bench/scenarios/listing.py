@@ -45,7 +45,7 @@ def _rows(tenant_id: str, n: int, seed: int = 7) -> list[dict[str, Any]]:
                 "status": "received" if inbound else rng.choice(STATUSES_OUT),
                 "from_number": f"+1555{rng.randrange(10**7):07d}",
                 "to_number": f"+1555{rng.randrange(10**7):07d}",
-                "body": "Hello there, this is message number %d of the benchmark." % i,
+                "body": f"Hello there, this is message number {i} of the benchmark.",
                 "rc_message_id": str(10**12 + i),
                 "error": None,
                 "rc_created_at": created,
