@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from gravity_sms.crypto import AesGcmBox
+from gravity_sms.delivery.dispatcher import WebhookDispatcher
 from gravity_sms.domain.apps import AppService, UrlPolicy
 from gravity_sms.domain.clock import Clock
 from gravity_sms.domain.connections import ConnectionService
+from gravity_sms.domain.history import MessageHistory
+from gravity_sms.domain.inbound import InboundService
 from gravity_sms.domain.outbound import OutboundService
 from gravity_sms.domain.ports import Broker, KeyCache, LockManager, RateLimiter, TokenStore
 from gravity_sms.domain.tenants import TenantService
+from gravity_sms.domain.triggers import TriggerService
 from gravity_sms.ringcentral import RingCentralClient
 from gravity_sms.settings import Settings
 from gravity_sms.store import Database, SqlStore
@@ -42,5 +46,9 @@ class Gateway:
     redis: Any = None  # redis.asyncio.Redis when GRAVITY_REDIS_URL is set
     outbound_queue: SqlOutboundQueue | None = None
     outbound: OutboundService | None = None
+    inbound: InboundService | None = None
+    dispatcher: WebhookDispatcher | None = None
+    triggers: TriggerService | None = None
+    history: MessageHistory | None = None
     rc: RingCentralClient | None = None
     connections: ConnectionService | None = None

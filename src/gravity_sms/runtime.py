@@ -89,7 +89,7 @@ async def build_gateway(
     )
     outbound_queue = SqlOutboundQueue(db)
     outbound = OutboundService(outbound_queue, clock)
-    return Gateway(
+    gw = Gateway(
         settings=settings,
         clock=clock,
         db=db,
@@ -110,6 +110,45 @@ async def build_gateway(
         outbound_queue=outbound_queue,
         outbound=outbound,
     )
+    _wire_inbound(gw)
+    return gw
+
+
+def _wire_inbound(gw: Gateway) -> None:
+    """Inbound SMS: storage, the fan-out dispatcher, triggers and the message history."""
+    from gravity_sms import __version__
+    from gravity_sms.delivery.dispatcher import WebhookDispatcher
+    from gravity_sms.delivery.webhook_client import WebhookClient
+    from gravity_sms.domain.history import MessageHistory
+    from gravity_sms.domain.inbound import InboundService
+    from gravity_sms.domain.triggers import TriggerService
+
+    client = WebhookClient(
+        timeout=gw.settings.webhook_timeout_seconds,
+        block_private=gw.settings.block_private,
+        user_agent=f"GravitySMS-Webhook/{__version__}",
+        resolver=gw.urls.resolver,
+    )
+    gw.dispatcher = WebhookDispatcher(
+        outbox=gw.store.messages,
+        log_store=gw.store.deliveries,
+        apps=gw.store.apps,
+        triggers=gw.store.triggers,
+        signing_secrets=gw.apps.signing_secrets,
+        client=client,
+        clock=gw.clock,
+        metrics=gw.metrics,
+    )
+    gw.inbound = InboundService(
+        gw.store.messages,
+        gw.store.connections,
+        gw.broker,
+        gw.clock,
+        fanout=gw.dispatcher,
+        connections=lambda: getattr(gw, "connections", None),
+    )
+    gw.triggers = TriggerService(gw.store.triggers, gw.clock, gw.urls)
+    gw.history = MessageHistory(gw.store.messages)
 
 
 def _connection_workers(gw: Gateway) -> list[Worker]:
@@ -152,7 +191,25 @@ def _outbound_workers(gw: Gateway) -> list[Worker]:
 
 def build_workers(gw: Gateway) -> list[Worker]:
     """The background workers of one process (outbound sender, fan-out, scheduler, …)."""
-    return [*_connection_workers(gw), *_outbound_workers(gw)]
+    return [*_connection_workers(gw), *_outbound_workers(gw), *_inbound_workers(gw)]
+
+
+def _inbound_workers(gw: Gateway) -> list[Worker]:
+    from gravity_sms.delivery.retention import RetentionWorker
+
+    workers: list[Worker] = []
+    if gw.dispatcher is not None:
+        workers.append(gw.dispatcher)
+    workers.append(
+        RetentionWorker(
+            messages=gw.store.messages,
+            deliveries=gw.store.deliveries,
+            clock=gw.clock,
+            message_days=gw.settings.message_retention_days,
+            delivery_days=gw.settings.delivery_log_retention_days,
+        )
+    )
+    return workers
 
 
 class Runtime:

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 from gravity_sms.api.auth import Authenticator
 from gravity_sms.api.errors import EXCEPTION_HANDLERS
 from gravity_sms.api.middleware import GatewayMiddleware
-from gravity_sms.api.routes import apps, health, rc, sms, tenants
+from gravity_sms.api.routes import apps, deliveries, health, messages, rc, sms, tenants, triggers, webhooks
 from gravity_sms.container import Gateway
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[Any]]
@@ -21,7 +21,7 @@ Lifespan = Callable[[Starlette], AbstractAsyncContextManager[Any]]
 
 def all_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
-    for module in (health, tenants, apps, rc, sms):
+    for module in (health, tenants, apps, rc, sms, webhooks, messages, deliveries, triggers):
         routes.extend(module.routes)
     return routes
 
