@@ -74,6 +74,7 @@ class Stack:
         self.dir = Path(tempfile.mkdtemp(prefix=f"gravity-{name}-"))
         self.procs: list[Proc] = []
         self.emulator: Node | None = None
+        self.receiver: Node | None = None
         self.nodes: list[Node] = []
         self.database_url = database_url
         self.redis_url = REDIS_URL if redis else None

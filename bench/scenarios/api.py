@@ -40,13 +40,20 @@ def baseline(ctx: Ctx) -> Outcome:
 
 
 def connected_stack(
-    ctx: Ctx, name: str, *, webhook_urls: list[str | None] | None = None, workers: bool = True, **kw: Any
+    ctx: Ctx, name: str, *, webhook_paths: list[str] | None = None, workers: bool = True, **kw: Any
 ) -> tuple[Stack, Node, Tenant, list[str]]:
-    """Emulator + gateway + a tenant connected to extension 1 (when the connect routes exist)."""
+    """Emulator + gateway + a tenant connected to extension 1 (when the connect routes exist).
+
+    With `webhook_paths`, a receiver process is started first (`st.receiver`) and the tenant
+    gets one app per path, its webhookUrl pointing there."""
     st = Stack(name, **kw)
     try:
         st.start_emulator()
-        tenant = st.create_tenant("Bench", webhook_urls)
+        urls: list[str | None] | None = None
+        if webhook_paths:
+            st.receiver = st.start_reference("receiver")
+            urls = [st.receiver.url + p for p in webhook_paths]
+        tenant = st.create_tenant("Bench", urls)
         node = st.start_gateway(workers=workers)
         notes = []
         try:
