@@ -130,7 +130,7 @@ class Stack:
         assert r.status_code == 200 and r.json() == {"ok": True}, r.text
 
 
-def test_settings(tmp_path: Path, public_url: str, rc_server_url: str) -> Settings:
+def gateway_settings(tmp_path: Path, public_url: str, rc_server_url: str) -> Settings:
     return Settings(
         env="test",
         data_dir=tmp_path,
@@ -155,7 +155,7 @@ async def in_process_stack(database: Database, tmp_path: Path, **emulator: Any) 
         **emulator,
     )
     emu_app = create_emulator_app(config)
-    settings = test_settings(tmp_path, "http://gateway.test", "http://emulator.test")
+    settings = gateway_settings(tmp_path, "http://gateway.test", "http://emulator.test")
     rc_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=emu_app))
     gw = await build_gateway(settings, clock=clock, db=database, rc_http=rc_http)
     runtime = Runtime(gw, workers=False)
