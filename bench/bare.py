@@ -1,9 +1,11 @@
 """The reference servers of the benchmarks, run as separate processes.
 
 - `bare`: a bare ASGI callable that reads the JSON body and answers a constant 202 JSON body:
-  the B1/B2 baseline. It is served by uvicorn with exactly the settings `gravity-sms serve`
-  uses (runtime.serve: loop and http "auto", i.e. uvloop + httptools when installed, one
-  worker, access log off), so the ratio measures the gateway's own code, not the server stack.
+  the B1/B2 baseline. It is served by uvicorn exactly as `gravity-sms serve` serves the gateway
+  (runtime.serve: http "auto" = httptools, one worker, access log off, inside the event loop
+  `asyncio.run` created, i.e. the stdlib loop, because uvicorn's uvloop setup only runs in
+  `Server.run`), so the ratio measures the gateway's own code, not the server stack.
+  `BENCH_BARE_UVLOOP=1` serves it on uvloop instead, to price that difference.
 - `receiver`: the app-webhook receiver of B3/B4. `POST /hook/<name>` records the arrival
   time (CLOCK_MONOTONIC, shared by every process on Linux) of each delivery by the payload's
   `rcMessageId`; `POST /hang/<name>` records and then hangs past any webhook timeout;
@@ -16,6 +18,7 @@ Usage: python -m bench.bare {bare|receiver} PORT
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from typing import Any
@@ -109,7 +112,13 @@ def main(argv: list[str]) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    if os.environ.get("BENCH_BARE_UVLOOP") == "1":
+        server.run()  # uvicorn's own loop setup: uvloop when installed
+    else:
+        # Exactly as `gravity-sms serve` runs uvicorn (cli.py → asyncio.run(runtime.serve(...))
+        # → Server.serve()): uvicorn's loop setup is skipped, so the loop is the stdlib one.
+        asyncio.run(server.serve())
 
 
 if __name__ == "__main__":

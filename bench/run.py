@@ -42,12 +42,12 @@ def _registry() -> dict[str, tuple[str, Scenario]]:
     }
 
 
-def run(quick: bool, only: list[str] | None, prefer_wrk: bool = True) -> list[Outcome]:
+def run(quick: bool, only: list[str] | None, prefer_wrk: bool = True, profile: bool = False) -> list[Outcome]:
     registry = _registry()
     wanted = [k for k in registry if only is None or k in only]
     if any(k in wanted for k in ("B1", "B2")) and "B0" not in wanted:
         wanted.insert(0, "B0")
-    ctx = Ctx(quick=quick, prefer_wrk=prefer_wrk)
+    ctx = Ctx(quick=quick, prefer_wrk=prefer_wrk, profile=profile)
     outcomes = []
     for key in wanted:
         title, fn = registry[key]
@@ -62,8 +62,23 @@ def run(quick: bool, only: list[str] | None, prefer_wrk: bool = True) -> list[Ou
             outcome = Outcome(key, title, "-", verdict="ERROR", notes=[f"{type(exc).__name__}: {exc}"[:300]])
         outcome.seconds = round(time.perf_counter() - t0, 1)
         print(outcome.line(), flush=True)
+        _print_profile(outcome)
         outcomes.append(outcome)
     return outcomes
+
+
+def _print_profile(outcome: Outcome) -> None:
+    prof = outcome.metrics.get("profile")
+    if not prof:
+        return
+    if "error" in prof:
+        print(f"      profile:  {prof['error']}")
+        return
+    print(f"      profile:  {prof.get('samples', 0)} samples, {prof.get('folded')}")
+    for name, pct in prof.get("project_inclusive", [])[:10]:
+        print(f"        {pct:5.1f}% incl  {name}")
+    for name, pct in prof.get("self", [])[:8]:
+        print(f"        {pct:5.1f}% self  {name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated scenario ids, e.g. B1,B2")
     parser.add_argument("--python-loadgen", action="store_true", help="use the Python generator even if wrk exists")
     parser.add_argument("--results", default=None, help="directory for the JSON and PNG results")
+    parser.add_argument("--profile", action="store_true", help="py-spy the gateway during B1/B2/B3 loads")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
     only = [s.strip().upper() for s in args.only.split(",")] if args.only else None
@@ -88,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if not prefer_wrk and not args.python_loadgen:
         print("wrk is not installed: using the Python load generator (slower; see B0 for its ceiling)\n")
     t0 = time.perf_counter()
-    outcomes = run(args.quick, only, prefer_wrk)
+    outcomes = run(args.quick, only, prefer_wrk, args.profile)
     facts["total_seconds"] = round(time.perf_counter() - t0, 1)
     path = report.write_json(facts, outcomes, quick=args.quick)
     plots = report.plot(outcomes, facts["date"][:10] + ("-quick" if args.quick else ""))

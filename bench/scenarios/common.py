@@ -49,6 +49,7 @@ class Ctx:
     prefer_wrk: bool = True
     connections: int = 64
     baseline: LoadResult | None = None
+    profile: bool = False
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -59,6 +60,27 @@ class Ctx:
         kw.setdefault("connections", self.connections)
         kw.setdefault("duration", self.duration)
         return closed_loop(url, prefer_wrk=self.prefer_wrk, **kw)
+
+
+def profiled(ctx: Ctx, out: Any, pid: int, seconds: float) -> Any:
+    """A py-spy profile of `pid` around a load run when --profile is on; records its summary."""
+    import contextlib
+
+    from bench import report
+    from bench.profile import Profiler
+
+    if not ctx.profile:
+        return contextlib.nullcontext()
+    path = report.RESULTS / f"{out.id.lower()}-profile.folded"
+    prof = Profiler(pid, seconds, path)
+
+    @contextlib.contextmanager
+    def wrap() -> Any:
+        with prof:
+            yield prof
+        out.metrics["profile"] = prof.summary() | {"folded": str(path)}
+
+    return wrap()
 
 
 def ms(value: float) -> str:
