@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gravity_sms.api.ws_hub import ConnectionHub
 from gravity_sms.crypto import AesGcmBox
 from gravity_sms.delivery.dispatcher import WebhookDispatcher
 from gravity_sms.domain.apps import AppService, UrlPolicy
@@ -44,6 +45,7 @@ class Gateway:
     tenants: TenantService
     apps: AppService
     redis: Any = None  # redis.asyncio.Redis when GRAVITY_REDIS_URL is set
+    ws_hub: ConnectionHub | None = None  # this node's WebSocket connections (api.md §7)
     outbound_queue: SqlOutboundQueue | None = None
     outbound: OutboundService | None = None
     inbound: InboundService | None = None

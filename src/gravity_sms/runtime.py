@@ -13,9 +13,11 @@ import signal
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import uvicorn
 from starlette.applications import Starlette
 
 from gravity_sms.api.app import create_app
+from gravity_sms.api.ws_hub import ConnectionHub
 from gravity_sms.broker.memory import (
     MemoryBroker,
     MemoryKeyCache,
@@ -74,6 +76,18 @@ async def build_gateway(
     tokens: Any = MemoryTokenStore(clock)
     locks: Any = MemoryLockManager()
     redis = None
+    if settings.redis_url:
+        # Cluster mode (operations.md §4): shared state in Redis; PostgreSQL stays the truth.
+        # Rate-limit windows use the Redis server's clock unless a test injected its own.
+        from gravity_sms.broker import redis as rb
+
+        redis = rb.connect_redis(settings.redis_url)
+        ports_clock = None if isinstance(clock, SystemClock) else clock
+        broker = rb.RedisBroker(redis)
+        limiter = rb.RedisRateLimiter(redis, clock=ports_clock)
+        key_cache = rb.RedisKeyCache(redis)
+        tokens = rb.RedisTokenStore(redis)
+        locks = rb.RedisLockManager(redis)
     tenants = TenantService(store.tenants, clock, key_cache)
     apps = AppService(store.apps, store.tenants, key_cache, box, clock, urls)
     rc = RingCentralClient(
@@ -111,6 +125,7 @@ async def build_gateway(
         outbound=outbound,
     )
     _wire_inbound(gw)
+    gw.ws_hub = ConnectionHub(broker, store.tenants, metrics)
     return gw
 
 
@@ -254,7 +269,11 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop()
+        if self.gw.ws_hub is not None:
+            await self.gw.ws_hub.close()
         await self.gw.broker.close()
+        if self.gw.redis is not None:
+            await self.gw.redis.aclose()
         await self.gw.store.close()
         if self.gw.rc is not None:
             await self.gw.rc.aclose()
@@ -266,26 +285,50 @@ async def prepare_database(gw: Gateway) -> None:
         await migrate(gw.db)
 
 
-async def serve(settings: Settings, *, workers: bool = True, api: bool = True) -> None:
-    import uvicorn
+def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
+    """The server stack. WebSockets: the sans-I/O `websockets` protocol (no tasks of its own per
+    connection) without per-message deflate (a zlib context per socket costs ~100+ KB), and small
+    inbound frames (clients only send auth); see docs/websocket.md for the measured figures."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=settings.trust_proxy,
+        access_log=False,
+        timeout_graceful_shutdown=int(DRAIN_SECONDS),
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        ws_max_size=64 * 1024,
+        ws_ping_interval=60.0,
+        ws_ping_timeout=30.0,
+    )
 
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn, but WebSocket clients get a graceful 1001 ("going away") before the server stops
+    (uvicorn itself would drop them with 1012 before the application hears of the shutdown)."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        hub = self.runtime.gw.ws_hub
+        if hub is not None:
+            await hub.close()
+        await super().shutdown(sockets)
+
+
+async def serve(settings: Settings, *, workers: bool = True, api: bool = True) -> None:
     configure_logging(settings.log_level, settings.effective_log_format)
     gw = await build_gateway(settings)
     await prepare_database(gw)
     runtime = Runtime(gw, workers=workers)
     try:
         if api:
-            config = uvicorn.Config(
-                runtime.app,
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                lifespan="on",
-                proxy_headers=settings.trust_proxy,
-                access_log=False,
-                timeout_graceful_shutdown=int(DRAIN_SECONDS),
-            )
-            server = uvicorn.Server(config)
+            server = GatewayServer(uvicorn_config(runtime.app, settings), runtime)
             log.info("gateway.listening", url=f"http://{settings.host}:{settings.port}")
             await server.serve()
         else:

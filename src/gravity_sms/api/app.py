@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from gravity_sms.api import ws
 from gravity_sms.api.auth import Authenticator
 from gravity_sms.api.errors import EXCEPTION_HANDLERS
 from gravity_sms.api.middleware import GatewayMiddleware
@@ -23,6 +24,7 @@ def all_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     for module in (health, tenants, apps, rc, sms, webhooks, messages, deliveries, triggers):
         routes.extend(module.routes)
+    routes.extend(ws.routes)  # GET /ws and POST /v1/ws/token
     return routes
 
 
