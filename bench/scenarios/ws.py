@@ -1,9 +1,162 @@
-"""(being written)"""
+"""B5: N authenticated WebSocket connections on one node, one broadcast per second.
 
+Client processes (`websockets`, asyncio) open the connections, authenticate with the app's
+API key, then record when each `sms_inbound` event arrives. The harness plays RingCentral:
+one instant-SMS event per second into the webhook; the gateway publishes it to every
+connection of the tenant. Fan-out latency = arrival minus the event's send time (shared
+CLOCK_MONOTONIC). RSS per connection = (node RSS with N idle connections - before) / N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.loadgen import percentile
 from bench.report import Outcome
-from bench.scenarios.common import Ctx
+from bench.scenarios.api import EXT1, NUMBER1, connected_stack
+from bench.scenarios.common import Ctx, event_body, ms, verdict
 from bench.stack import NotAvailable
+
+CLIENT_PROCESSES = 4
+
+
+async def _client_main(url: str, key: str, n: int, pipe: Any) -> None:
+    import websockets
+
+    received: list[tuple[str, float]] = []
+    sockets: list[Any] = []
+    failures: dict[str, int] = {}
+    gate = asyncio.Semaphore(50)
+
+    async def open_one() -> None:
+        async with gate:
+            try:
+                ws = await websockets.connect(url, max_queue=None, open_timeout=60, ping_interval=None)
+                await ws.send(orjson.dumps({"type": "auth", "apiKey": key}).decode())
+                reply = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+            except Exception as exc:
+                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+                return
+            if reply.get("type") != "auth_ok":
+                failures[str(reply.get("error"))] = failures.get(str(reply.get("error")), 0) + 1
+                await ws.close()
+                return
+            sockets.append(ws)
+
+    async def listen(ws: Any) -> None:
+        try:
+            async for raw in ws:
+                now = time.monotonic()
+                if '"sms_inbound"' in raw:
+                    received.append((orjson.loads(raw).get("rcMessageId", ""), now))
+        except Exception as exc:
+            failures["closed:" + type(exc).__name__] = failures.get("closed:" + type(exc).__name__, 0) + 1
+
+    await asyncio.gather(*(open_one() for _ in range(n)))
+    listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
+    pipe.send({"connected": len(sockets), "failures": failures})
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, pipe.recv)  # "stop"
+    pipe.send({"received": received, "failures": failures, "open_at_end": sum(1 for t in listeners if not t.done())})
+    for t in listeners:
+        t.cancel()
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+def _client_proc(url: str, key: str, n: int, pipe: Any) -> None:
+    asyncio.run(_client_main(url, key, n, pipe))
 
 
 def b5_websocket(ctx: Ctx) -> Outcome:
-    raise NotAvailable("scenario not written yet")
+    n = 200 if ctx.quick else 10_000
+    broadcasts = 3 if ctx.quick else 10
+    out = Outcome(
+        "B5",
+        f"WebSocket: {n:,} authenticated connections on one node, 1 broadcast/s",
+        "10,000 connections; fan-out p99 ≤ 1 s; ≤ 40 KB RSS per connection",
+    )
+    st, node, tenant, notes = connected_stack(ctx, "b5")
+    with st:
+        if notes:
+            raise NotAvailable(notes[0])
+        sub, token = st.verification_token(NUMBER1)
+        time.sleep(1.0)
+        rss_before = node.proc.rss()
+        ctxmp = mp.get_context("spawn")
+        pipes, procs = [], []
+        ws_url = node.url.replace("http://", "ws://") + "/ws"
+        t0 = time.monotonic()
+        for i in range(CLIENT_PROCESSES):
+            parent, child = ctxmp.Pipe()
+            share = n // CLIENT_PROCESSES + (1 if i < n % CLIENT_PROCESSES else 0)
+            p = ctxmp.Process(target=_client_proc, args=(ws_url, tenant.key, share, child), daemon=True)
+            p.start()
+            procs.append(p)
+            pipes.append(parent)
+        ready = [pipe.recv() for pipe in pipes]
+        ramp = time.monotonic() - t0
+        connected = sum(r["connected"] for r in ready)
+        time.sleep(2.0)  # idle connections settle
+        rss_conn = node.proc.rss()
+        body = event_body(sub, EXT1, NUMBER1)
+        sent: dict[str, float] = {}
+        with httpx.Client(timeout=30) as http:
+            for i in range(broadcasts):
+                key = f"55{i:09d}"
+                t = time.monotonic()
+                r = http.post(
+                    f"{node.url}/v1/webhooks/ringcentral",
+                    content=body.replace("__ID__", key),
+                    headers={"Verification-Token": token, "Content-Type": "application/json"},
+                )
+                if r.status_code == 200:
+                    sent[key] = t
+                time.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
+        time.sleep(3.0 if ctx.quick else 5.0)  # let the last fan-out finish
+        rss_peak = node.proc.rss()
+        for pipe in pipes:
+            pipe.send("stop")
+        finals = [pipe.recv() for pipe in pipes]
+        for p in procs:
+            p.join(timeout=30)
+    lat = sorted((t - sent[k]) * 1000 for f in finals for k, t in f["received"] if k in sent)
+    expected = connected * len(sent)
+    per_conn_kb = (rss_conn - rss_before) / connected / 1024 if connected else float("nan")
+    failures: dict[str, int] = {}
+    for f in finals:
+        for k, v in f["failures"].items():
+            failures[k] = failures.get(k, 0) + v
+    out.figure = (
+        f"{connected:,} connected in {ramp:.1f} s; fan-out p50 {ms(percentile(lat, 50))}, p99 {ms(percentile(lat, 99))}, "
+        f"{len(lat):,}/{expected:,} events received; {per_conn_kb:.1f} KB RSS per connection"
+    )
+    out.baseline = f"node RSS {rss_before / 1e6:.0f} MB before, {rss_conn / 1e6:.0f} MB connected, {rss_peak / 1e6:.0f} MB after broadcasts"
+    out.metrics = {
+        "connections": connected,
+        "target_connections": n,
+        "ramp_s": round(ramp, 2),
+        "broadcasts": len(sent),
+        "received": len(lat),
+        "expected": expected,
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "kb_per_connection": round(per_conn_kb, 2),
+        "failures": failures,
+        "open_at_end": sum(f["open_at_end"] for f in finals),
+    }
+    out.curves = {
+        f"fan-out to {connected:,} sockets": [(p, round(percentile(lat, p), 3)) for p in (*range(1, 100), 99.5, 99.9)]
+    }
+    if failures:
+        out.notes.append(f"connection failures: {failures}")
+    ok = connected >= 10_000 and len(lat) == expected and percentile(lat, 99) <= 1000 and per_conn_kb <= 40
+    out.verdict = verdict(ok)
+    if ctx.quick:
+        out.notes.append("quick run: fewer than the 10,000 connections the target names, so it cannot pass")
+    return out
