@@ -138,7 +138,7 @@ async def test_key_expires_after_24_hours(
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "with space", "tab\tkey", "ключ"])
-async def test_bad_idempotency_key(client: httpx.AsyncClient, tenant_a: Actor, gateway: Any, key: str) -> None:  # noqa: E501
+async def test_bad_idempotency_key(client: httpx.AsyncClient, tenant_a: Actor, gateway: Any, key: str) -> None:
     headers = {**tenant_a.headers, "Idempotency-Key": key.encode("utf-8")}
     r = await client.post("/v1/sms/send", json=OK, headers=headers)
     assert r.status_code == 400
