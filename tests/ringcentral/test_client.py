@@ -56,11 +56,20 @@ class Harness:
 
 @pytest.fixture
 async def h(caplog: pytest.LogCaptureFixture) -> AsyncIterator[Harness]:
+    gravity = logging.getLogger("gravity")
+    propagate, gravity.propagate = gravity.propagate, True  # captured even if logging was configured
     caplog.set_level(logging.DEBUG, logger="gravity")
     harness = Harness(caplog)
-    yield harness
+    try:
+        yield harness
+    finally:
+        gravity.propagate = propagate
     harness.script.assert_done()
-    dump = caplog.text + "".join(repr(r.__dict__) for r in caplog.records)
+    # In teardown, caplog.records/.text hold the teardown phase only: read the call phase.
+    records = caplog.get_records("call")
+    if harness.calls:
+        assert any(r.getMessage().startswith("rc.") for r in records), "the calls were not logged"
+    dump = "".join(f"{r.getMessage()} {r.__dict__!r}" for r in records)
     for secret in SECRETS:
         assert secret not in dump, "a secret reached the logs"
 
