@@ -42,12 +42,18 @@ def _registry() -> dict[str, tuple[str, Scenario]]:
     }
 
 
-def run(quick: bool, only: list[str] | None, prefer_wrk: bool = True, profile: bool = False) -> list[Outcome]:
+def run(
+    quick: bool,
+    only: list[str] | None,
+    prefer_wrk: bool = True,
+    profile: bool = False,
+    duration: float | None = None,
+) -> list[Outcome]:
     registry = _registry()
     wanted = [k for k in registry if only is None or k in only]
     if any(k in wanted for k in ("B1", "B2")) and "B0" not in wanted:
         wanted.insert(0, "B0")
-    ctx = Ctx(quick=quick, prefer_wrk=prefer_wrk, profile=profile)
+    ctx = Ctx(quick=quick, prefer_wrk=prefer_wrk, profile=profile, duration_override=duration)
     outcomes = []
     for key in wanted:
         title, fn = registry[key]

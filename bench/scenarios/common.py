@@ -52,8 +52,12 @@ class Ctx:
     profile: bool = False
     cache: dict[str, Any] = field(default_factory=dict)
 
+    duration_override: float | None = None
+
     @property
     def duration(self) -> float:
+        if self.duration_override is not None:
+            return self.duration_override
         return 3.0 if self.quick else 20.0
 
     def load(self, url: str, **kw: Any) -> LoadResult:
