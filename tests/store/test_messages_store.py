@@ -1,0 +1,185 @@
+"""The message store on both databases: race-free inbound dedup, the fan-out outbox leases,
+retention in batches, and the delivery log's memory of attempted targets."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from gravity_sms.domain.fanout import Delivery
+from gravity_sms.domain.history import MessageQuery
+from gravity_sms.domain.ids import new_message_id
+from gravity_sms.domain.models import Message
+from gravity_sms.store import Database, SqlStore
+from gravity_sms.store.tables import delivery_log, messages
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def inbound(rc_id: str, tenant: str = "tenant_a", at: datetime = T0) -> Message:
+    return Message(
+        id=new_message_id(),
+        tenant_id=tenant,
+        direction="inbound",
+        status="received",
+        from_number="+15551234567",
+        to_number="+15559876543",
+        body="hi",
+        created_at=at,
+        updated_at=at,
+        rc_message_id=rc_id,
+    )
+
+
+async def count(db: Database, table: Any = messages) -> int:
+    async with db.read() as c:
+        return int((await c.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_concurrent_duplicates_insert_one_row(database: Database) -> None:
+    store = SqlStore(database).messages
+    results = await asyncio.gather(
+        *(store.insert_inbound(inbound("rc-1"), lease_owner=None, lease_seconds=0) for _ in range(10))
+    )
+    assert sum(r is not None for r in results) == 1
+    assert await count(database) == 1
+    assert (await store.find_inbound("tenant_a", "rc-1")) is not None
+    assert await store.insert_inbound(inbound("rc-1", tenant="tenant_b"), lease_owner=None, lease_seconds=0)
+
+
+async def test_outbound_rows_do_not_block_an_inbound_rc_id(database: Database) -> None:
+    store = SqlStore(database).messages
+    async with database.write() as c:
+        await c.execute(
+            insert(messages).values(
+                id=new_message_id(),
+                tenant_id="tenant_a",
+                direction="outbound",
+                status="sent",
+                from_number="+15559876543",
+                to_number="+15551234567",
+                body="x",
+                rc_message_id="rc-9",
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
+    assert await store.insert_inbound(inbound("rc-9"), lease_owner=None, lease_seconds=0) is not None
+
+
+async def test_message_id_collision_is_retried(database: Database) -> None:
+    store = SqlStore(database).messages
+    first = await store.insert_inbound(inbound("rc-1"), lease_owner=None, lease_seconds=0)
+    assert first is not None
+    clash = Message(**{**{f: getattr(inbound("rc-2"), f) for f in Message.__dataclass_fields__}, "id": first.id})
+    second = await store.insert_inbound(clash, lease_owner=None, lease_seconds=0)
+    assert second is not None and second.id != first.id
+
+
+async def test_two_dispatchers_never_claim_the_same_message(database: Database) -> None:
+    store = SqlStore(database).messages
+    for i in range(20):
+        await store.insert_inbound(inbound(f"rc-{i}"), lease_owner=None, lease_seconds=0)
+    now = T0 + timedelta(seconds=10)
+    a, b = await asyncio.gather(
+        store.claim_fanout("node-a", now, now, 30, 15), store.claim_fanout("node-b", now, now, 30, 15)
+    )
+    ids_a, ids_b = {m.id for m in a}, {m.id for m in b}
+    assert not ids_a & ids_b
+    assert len(ids_a | ids_b) == 20
+    assert await store.claim_fanout("node-c", now, now, 30, 100) == []  # leases still held
+    later = now + timedelta(seconds=31)
+    assert len(await store.claim_fanout("node-c", later, later, 30, 100)) == 20  # expired: taken over
+    await store.finish_fanout([m.id for m in a])
+    much_later = later + timedelta(seconds=31)
+    assert len(await store.claim_fanout("node-d", much_later, much_later, 30, 100)) == len(ids_b)
+
+
+async def test_leased_and_recent_messages_are_not_claimed(database: Database) -> None:
+    store = SqlStore(database).messages
+    await store.insert_inbound(inbound("leased"), lease_owner="live", lease_seconds=30)
+    await store.insert_inbound(inbound("fresh", at=T0 + timedelta(seconds=9)), lease_owner=None, lease_seconds=0)
+    now = T0 + timedelta(seconds=10)
+    claimed = await store.claim_fanout("scanner", now, now - timedelta(seconds=2), 30, 100)
+    assert claimed == []
+
+
+async def test_retention_deletes_in_batches_and_spares_the_send_queue(database: Database) -> None:
+    store = SqlStore(database)
+    rows = []
+    for i in range(25):
+        at = T0 - timedelta(days=100, seconds=i)
+        rows.append(
+            {
+                "id": new_message_id(),
+                "tenant_id": "tenant_a",
+                "direction": "outbound",
+                "status": "queued" if i == 0 else "sent",
+                "from_number": "+15559876543",
+                "to_number": "+15551234567",
+                "body": "old",
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+    async with database.write() as c:
+        await c.execute(insert(messages), rows)
+    await store.messages.insert_inbound(inbound("recent"), lease_owner=None, lease_seconds=0)
+    cutoff = T0 - timedelta(days=90)
+    assert await store.messages.delete_older_than(cutoff, 10) == 10
+    assert await store.messages.delete_older_than(cutoff, 10) == 10
+    assert await store.messages.delete_older_than(cutoff, 10) == 4
+    assert await store.messages.delete_older_than(cutoff, 10) == 0
+    assert await count(database) == 2  # the queued one and the recent one
+
+
+async def test_retention_worker_and_delivery_log(database: Database) -> None:
+    from gravity_sms.delivery.retention import RetentionWorker
+    from gravity_sms.domain.clock import ManualClock
+
+    store = SqlStore(database)
+    for i in range(7):
+        await store.deliveries.record(
+            Delivery(
+                id=f"dlv_{i}",
+                tenant_id="tenant_a",
+                app_id="app_1" if i % 2 else None,
+                trigger_id=None if i % 2 else f"trg_{i}",
+                message_id="msg_1",
+                url="http://x",
+                status_code=200,
+                success=True,
+                error=None,
+                duration_ms=1,
+                created_at=T0 - timedelta(days=40 if i < 5 else 1),
+            )
+        )
+    assert await store.deliveries.delivered_keys("msg_1") == {("app_1", None)} | {
+        (None, f"trg_{i}") for i in (0, 2, 4, 6)
+    }
+    await store.messages.insert_inbound(inbound("old", at=T0 - timedelta(days=91)), lease_owner=None, lease_seconds=0)
+    worker = RetentionWorker(
+        messages=store.messages,
+        deliveries=store.deliveries,
+        clock=ManualClock(T0),
+        message_days=90,
+        delivery_days=30,
+        batch=2,
+    )
+    await worker.run_until_idle()
+    assert await count(database, delivery_log) == 2
+    assert await count(database) == 0
+
+
+async def test_search_orders_newest_first_with_ties_by_id(database: Database) -> None:
+    store = SqlStore(database).messages
+    stored = [await store.insert_inbound(inbound(f"rc-{i}"), lease_owner=None, lease_seconds=0) for i in range(5)]
+    items, total = await store.search(MessageQuery(tenant_id="tenant_a", limit=2, page=2))
+    expected = sorted((m.id for m in stored if m), reverse=True)
+    assert total == 5
+    assert [m.id for m in items] == expected[2:4]
+    items, total = await store.search(MessageQuery(tenant_id="tenant_b"))
+    assert (items, total) == ([], 0)
