@@ -196,6 +196,9 @@ class SqlMessageStore:
         pending = (
             select(c.id).where(c.fanout_pending, c.created_at <= older_than, free).order_by(c.created_at).limit(limit)
         )
+        if not self.db.is_sqlite:
+            # Rows another dispatcher is claiming right now are skipped, not waited for.
+            pending = pending.with_for_update(skip_locked=True)
         until = now + timedelta(seconds=lease_seconds)
         async with self.db.write() as conn:
             ids = list((await conn.execute(pending)).scalars())
