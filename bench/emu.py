@@ -3,7 +3,7 @@
 Runs `gravity_sms.emulator` (its public API only: `EmulatorConfig`, `create_emulator_app`) under
 uvicorn, with a webhook transport that forwards to the network and appends one JSON line per
 notification it delivers to a tap file: the subscription's address, the `Verification-Token`
-header, the event's message id and the monotonic send time. The harness needs the token to
+header, the event's message id, the monotonic send time and the gateway's answer (status). The harness needs the token to
 send RingCentral-shaped events itself (B2 at wrk speed), and the times to count what the
 emulator actually delivered (stress suites). The tap is the harness's, not the emulator's.
 
@@ -38,8 +38,17 @@ class TapTransport(httpx.AsyncBaseTransport):
                 event_id = (body.get("body") or {}).get("id")
             except (ValueError, AttributeError):
                 pass
-            line = {"address": str(request.url), "token": token, "id": event_id, "t": time.monotonic()}
+            line: dict[str, Any] = {"address": str(request.url), "token": token, "id": event_id, "t": time.monotonic()}
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx.HTTPError as exc:
+                line["status"] = None
+                line["error"] = type(exc).__name__
+                self.tap.write(json.dumps(line) + "\n")
+                raise
+            line["status"] = response.status_code
             self.tap.write(json.dumps(line) + "\n")
+            return response
         return await self.inner.handle_async_request(request)
 
 
