@@ -127,3 +127,25 @@ async def test_tracking_backs_off_and_stops_after_24_hours(
         message = await gateway.store.messages.get(message_id)
         assert message.status == "sent"
         assert await gateway.outbound_queue.claim_tracking(clock.now(), 60, 10) == []
+
+
+async def test_wired_workers_send_in_the_background(
+    http: httpx.AsyncClient, gateway: Any, emulator: Emulator, connected: Any
+) -> None:
+    from gravity_sms.runtime import build_workers
+
+    tenant_a, _ = connected
+    workers = [w for w in build_workers(gateway) if w.name in ("outbound", "tracker")]
+    assert sorted(w.name for w in workers) == ["outbound", "tracker"]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        message_id = (await post_send(http, tenant_a)).json()["messageId"]
+        async with asyncio.timeout(10):  # the API nudges the worker: no polling delay to wait out
+            while (await gateway.store.messages.get(message_id)).status != "sent":
+                await asyncio.sleep(0.02)
+        assert len(await emulator.sms()) == 1
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await gateway.rc.aclose()  # the gateway's own client: the fixture does not close it
