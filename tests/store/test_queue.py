@@ -147,3 +147,11 @@ async def test_stats_report_depth_and_oldest_age(queue: SqlOutboundQueue) -> Non
     await queue.enqueue(item(at=T0))
     await queue.enqueue(item(at=T0 + timedelta(seconds=30)))
     assert await queue.stats(T0 + timedelta(seconds=90)) == (2, 90.0)
+
+
+async def test_purge_drops_only_expired_keys(queue: SqlOutboundQueue) -> None:
+    await queue.enqueue(item(key="old", fp="A", at=T0))
+    await queue.enqueue(item(key="new", fp="A", at=T0 + timedelta(hours=20)))
+    assert await queue.purge_idempotency_keys(T0 + timedelta(hours=1)) == 1
+    replay = await queue.enqueue(item(key="new", fp="A", at=T0 + timedelta(hours=21)))
+    assert replay.replayed

@@ -23,6 +23,7 @@ from gravity_sms.domain.clock import Clock, isoformat_z
 from gravity_sms.domain.errors import ConnectionRevoked, ProviderError
 from gravity_sms.domain.models import Tenant
 from gravity_sms.domain.outbound import (
+    IDEMPOTENCY_TTL_SECONDS,
     MAX_ATTEMPTS,
     NOT_CONNECTED,
     TENANT_INACTIVE,
@@ -47,6 +48,8 @@ LIMIT_RECHECK = 5.0
 RECONCILE_MARGIN = timedelta(minutes=5)
 RECONCILE_PAGES = 10
 FIRST_TRACK_DELAY = timedelta(seconds=5)
+# Expired idempotency keys are reused lazily; this drops them so the table stays small.
+PURGE_INTERVAL = 3600.0
 
 
 class TenantLookup(Protocol):
@@ -138,6 +141,7 @@ class OutboundWorker:
         self.rng = rng or random.Random()
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
+        self._last_purge: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def wake(self) -> None:
@@ -185,7 +189,18 @@ class OutboundWorker:
                 tenants[tenant_id] = await self.tenants.get(tenant_id)
             await asyncio.gather(*(self._guarded(m, tenants.get(m.tenant_id)) for m in claimed))
         await self._update_metrics()
+        await self._purge_keys()
         return len(claimed)
+
+    async def _purge_keys(self) -> None:
+        mono = self.clock.monotonic()
+        if self._last_purge is not None and mono - self._last_purge < PURGE_INTERVAL:
+            return
+        self._last_purge = mono
+        try:
+            await self.queue.purge_idempotency_keys(self.clock.now() - timedelta(seconds=IDEMPOTENCY_TTL_SECONDS))
+        except Exception:
+            log.exception("outbound.purge_failed")
 
     async def _update_metrics(self) -> None:
         try:

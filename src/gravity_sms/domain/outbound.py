@@ -253,6 +253,8 @@ class SendQueue(Protocol):
         """(messages queued or sending, age in seconds of the oldest of them)."""
         ...
 
+    async def purge_idempotency_keys(self, before: datetime) -> int: ...
+
 
 class NumberLike(Protocol):
     @property
