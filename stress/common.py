@@ -148,8 +148,8 @@ class Injector:
     """Injects `n` inbound SMS through the emulator (which delivers each to the gateway's
     webhook, recorded by the tap), from one thread."""
 
-    def __init__(self, st: Stack, n: int, tag: str, to: str = NUMBER1) -> None:
-        self.st, self.n, self.tag, self.to = st, n, tag, to
+    def __init__(self, st: Stack, n: int, tag: str, to: str = NUMBER1, pause: float = 0.01) -> None:
+        self.st, self.n, self.tag, self.to, self.pause = st, n, tag, to, pause
         self.ids: list[str] = []
         self.thread = threading.Thread(target=self._work, daemon=True)
 
@@ -161,6 +161,7 @@ class Injector:
                 r = http.post(f"{self.st.emulator.url}/_emulator/inbound", json=body)
                 if r.status_code == 200:
                     self.ids.append(str(r.json()["id"]))
+                time.sleep(self.pause)
 
     def start(self) -> Injector:
         self.thread.start()

@@ -109,6 +109,11 @@ def r1_kill9(ctx: SCtx) -> Outcome:
         f"{injected - len(acked)} inbound events were never acknowledged (gateway down); "
         f"{max(backfilled, 0)} of them were stored anyway (backfill or a late ack)"
     )
+    if duplicates(fanned):
+        out.notes.append(
+            f"{duplicates(fanned)} app webhook(s) delivered twice: a delivery in flight at the kill was resumed "
+            "after the restart (at-least-once across a crash)"
+        )
     ok = not lost and not dup_sms and not not_stored and not not_fanned and not stuck and len(accepted_ids) > 0
     out.verdict = "PASS" if ok and len(acked) > 0 else "MISS"
     return out
