@@ -163,12 +163,14 @@ def r6_fuzz(ctx: SCtx) -> Outcome:
         tenant = st.create_tenant("Fuzz")
         admin = st.create_admin(tenant)
         node = st.start_gateway()
-        if httpx.get(f"{node.url}/openapi.json", timeout=10).status_code != 200:
-            raise NotAvailable("/openapi.json is not served")
         st.connect(node, tenant, EXT1)
         sub, token = st.verification_token(NUMBER1)
         fuzz = fuzz_webhook(f"{node.url}/v1/webhooks/ringcentral", token, sub, ctx.size(600, 60))
-        schema = run_schemathesis(node.url, admin, ctx.size(30, 3), st.dir, ctx.size(420, 60))
+        served = httpx.get(f"{node.url}/openapi.json", timeout=10).status_code == 200
+        schema: dict[str, Any] = {"operations": 0, "operations_with_server_errors": 0}
+        schema |= {"operations_breaking_schema": 0, "failures": []}
+        if served:
+            schema = run_schemathesis(node.url, admin, ctx.size(30, 3), st.dir, ctx.size(420, 60))
         alive = node.proc.alive()
     out.figure = (
         f"schemathesis: {schema['operations']} operations, {schema['operations_with_server_errors']} with server errors, "
@@ -188,4 +190,7 @@ def r6_fuzz(ctx: SCtx) -> Outcome:
         and alive
     )
     out.verdict = "PASS" if ok else "MISS"
+    if not served:
+        out.notes.insert(0, "/openapi.json is not served yet: the schemathesis half did not run")
+        out.verdict = "N/A" if fuzz["server_errors"] == 0 and not fuzz["problems"] and alive else "MISS"
     return out
