@@ -155,3 +155,12 @@ async def test_purge_drops_only_expired_keys(queue: SqlOutboundQueue) -> None:
     assert await queue.purge_idempotency_keys(T0 + timedelta(hours=1)) == 1
     replay = await queue.enqueue(item(key="new", fp="A", at=T0 + timedelta(hours=21)))
     assert replay.replayed
+
+
+async def test_claim_skips_held_numbers(queue: SqlOutboundQueue) -> None:
+    held = await queue.enqueue(item(number="+15550000001"))
+    free = await queue.enqueue(item(number="+15550000002"))
+    claimed = await queue.claim("w", T0, 60, 10, 10, 10, skip=[("tenant_a", "+15550000001")])
+    assert [c.id for c in claimed] == [free.message_id]
+    [later] = await queue.claim("w", T0, 60, 10, 10, 10)
+    assert later.id == held.message_id

@@ -48,6 +48,7 @@ LIMIT_RECHECK = 5.0
 RECONCILE_MARGIN = timedelta(minutes=5)
 RECONCILE_PAGES = 10
 FIRST_TRACK_DELAY = timedelta(seconds=5)
+MIN_CLAIM_GAP = 0.05
 # Expired idempotency keys are reused lazily; this drops them so the table stays small.
 PURGE_INTERVAL = 3600.0
 
@@ -142,6 +143,8 @@ class OutboundWorker:
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._last_purge: float | None = None
+        # (tenant, from number) → monotonic time until which claims leave its rows alone.
+        self._held: dict[tuple[str, str], float] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     def wake(self) -> None:
@@ -157,6 +160,10 @@ class OutboundWorker:
                 except Exception:
                     log.exception("outbound.cycle_failed")
                     claimed = 0
+                if claimed < self.batch_size:
+                    # Let arrivals gather: under a stream of sends a claim per request would
+                    # cost more than the sends themselves.
+                    await asyncio.sleep(MIN_CLAIM_GAP)
                 if claimed == 0:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -180,8 +187,11 @@ class OutboundWorker:
     async def run_once(self) -> int:
         """One claim and its processing; answers how many messages were claimed."""
         now = self.clock.now()
+        mono = self.clock.monotonic()
+        for key in [k for k, until in self._held.items() if until <= mono]:
+            del self._held[key]
         claimed = await self.queue.claim(
-            self.owner, now, self.lease_seconds, self.batch_size, self.per_tenant, self.per_number
+            self.owner, now, self.lease_seconds, self.batch_size, self.per_tenant, self.per_number, list(self._held)
         )
         if claimed:
             tenants: dict[str, Tenant | None] = {}
@@ -260,12 +270,15 @@ class OutboundWorker:
         lane = f"{msg.tenant_id}:{extension_id}"
         wait = self.pacer.wait_time(lane)
         if wait > 0:
+            self._hold(msg, wait)
             await self._defer(msg, wait, reason="extension_paced")
             return
         if parts_sent == 0:
             wait = await self.numbers.acquire(msg.tenant_id, msg.from_number)
             if wait > 0:
-                await self._defer(msg, min(wait, LIMIT_RECHECK), reason="number_limit")
+                wait = min(wait, LIMIT_RECHECK)
+                self._hold(msg, wait)
+                await self._defer(msg, wait, reason="number_limit")
                 return
         self.pacer.reserve(lane)
 
@@ -300,6 +313,12 @@ class OutboundWorker:
                 msg.id, self.owner, index + 1, sent.message.id if index == 0 else None, self.clock.now()
             )
         await self._sent(msg, rc_id)
+
+    def _hold(self, msg: QueuedMessage, seconds: float) -> None:
+        """Leave this number's other rows alone until `seconds` pass: a backlog of thousands
+        behind a full number costs nothing per claim, and they stay `queued` untouched."""
+        key = (msg.tenant_id, msg.from_number)
+        self._held[key] = max(self._held.get(key, 0.0), self.clock.monotonic() + seconds)
 
     def _send_call(self, from_number: str, to_number: str, text: str) -> Callable[[str], Awaitable[SentSms]]:
         async def call(token: str) -> SentSms:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -216,7 +216,14 @@ class SendQueue(Protocol):
     another status, or leased to someone else, is left alone and the call answers False."""
 
     async def claim(
-        self, owner: str, now: datetime, lease_seconds: float, limit: int, per_tenant: int, per_number: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        per_tenant: int,
+        per_number: int,
+        skip: Sequence[tuple[str, str]] = (),
     ) -> list[QueuedMessage]: ...
 
     async def start_attempt(

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import and_, func, insert, not_, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -209,10 +209,22 @@ class SqlOutboundQueue:
 
     # --- claims ---------------------------------------------------------------------------------
     async def claim(
-        self, owner: str, now: datetime, lease_seconds: float, limit: int, per_tenant: int, per_number: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        per_tenant: int,
+        per_number: int,
+        skip: Sequence[tuple[str, str]] = (),
     ) -> list[QueuedMessage]:
         """Lease up to `limit` due rows, fairly: at most `per_tenant` per tenant and `per_number`
-        per sending number, each tenant's oldest first, tenants interleaved (round robin)."""
+        per sending number, each tenant's oldest first, tenants interleaved (round robin).
+        `skip` lists (tenant, from number) pairs the caller knows are held back (rate limits):
+        their rows stay untouched instead of being claimed only to be put back."""
+        conditions: list[Any] = [IN_QUEUE, m.c.next_attempt_at <= now]
+        if skip:
+            conditions.append(not_(or_(*(and_(m.c.tenant_id == t, m.c.from_number == f) for t, f in skip))))
         due = (
             select(
                 m.c.id,
@@ -224,7 +236,7 @@ class SqlOutboundQueue:
                 .over(partition_by=(m.c.tenant_id, m.c.from_number), order_by=(m.c.next_attempt_at, m.c.id))
                 .label("rank_number"),
             )
-            .where(IN_QUEUE, m.c.next_attempt_at <= now)
+            .where(*conditions)
             .subquery("due")
         )
         picked = (
