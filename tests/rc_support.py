@@ -169,6 +169,8 @@ async def in_process_stack(database: Database, tmp_path: Path, **emulator: Any) 
         try:
             yield Stack(gw, runtime, emu_app, emu, api, clock)
         finally:
+            await runtime.app.state.auth.drain()  # lastUsedAt writes run off the request path
+            await runtime.close()
             await rc_http.aclose()
 
 

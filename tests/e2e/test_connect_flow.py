@@ -13,7 +13,7 @@ from gravity_sms.domain.clock import ManualClock
 from gravity_sms.emulator import EmulatorConfig, create_emulator_app
 from gravity_sms.runtime import Runtime, build_gateway
 from gravity_sms.store import Database
-from tests.rc_support import EXT, SMS_NUMBER, actor, free_port, seed, serve, gateway_settings
+from tests.rc_support import EXT, SMS_NUMBER, actor, free_port, gateway_settings, seed, serve
 
 
 async def test_connect_flow_end_to_end_over_sockets(database: Database, tmp_path: Path) -> None:
