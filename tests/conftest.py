@@ -169,6 +169,8 @@ async def gateway(
 async def runtime(gateway: Any) -> AsyncIterator[Runtime]:
     rt = Runtime(gateway, workers=False)
     yield rt
+    # ASGITransport runs no lifespan: finish the background lastUsedAt writes before the database closes.
+    await rt.app.state.auth.drain()
 
 
 @pytest.fixture
@@ -176,8 +178,6 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=runtime.app, client=("10.9.8.7", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
         yield c
-    # ASGITransport runs no lifespan: finish the background lastUsedAt writes before the database closes.
-    await runtime.app.state.auth.drain()
 
 
 @contextlib.asynccontextmanager
