@@ -48,7 +48,9 @@ def _cluster(name: str, nodes: int, apps: int, env: dict[str, str] | None = None
         tenant = st.create_tenant("Cluster", [f"{st.receiver.url}/hook/a{i}" for i in range(apps)])
         st.extra_env.update({"GRAVITY_SEND_RATE_PER_NUMBER": "1000000", **(env or {})})
         for _ in range(nodes):
-            st.start_gateway()
+            st.start_gateway(wait=False)  # start together, then wait for each
+        for node in st.nodes:
+            node.proc.wait_http(f"{node.url}/ready", timeout=60)
         st.connect(st.nodes[0], tenant, EXT1)
         return st, tenant
     except BaseException:

@@ -33,17 +33,21 @@ def _t(at: str) -> float:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
 
 
-def retry_after_violations(calls: list[dict[str, Any]], retry_after: float) -> int:
+def retry_after_violations(calls: list[dict[str, Any]], retry_after: float, examples: list[str] | None = None) -> int:
     """SMS calls (one extension) that arrived while a 429's Retry-After was running."""
     calls = sorted(calls, key=lambda r: _t(r["at"]))
     violations = 0
     until = 0.0
+    last_429 = ""
     for r in calls:
         t = _t(r["at"])
         if t < until:
             violations += 1
+            if examples is not None and len(examples) < 5:
+                examples.append(f"call at {r['at']} ({r['status']}) inside the Retry-After of the 429 at {last_429}")
         if r["status"] == 429:
             until = max(until, t + retry_after - IN_FLIGHT)
+            last_429 = r["at"]
     return violations
 
 
@@ -84,7 +88,9 @@ def r2_fault_storm(ctx: SCtx) -> Outcome:
     not_terminal = [m for m in msgs if m["status"] not in TERMINAL]
     sending = [m for m in msgs if m["status"] == "sending"]
     failed_without_reason = [m for m in msgs if m["status"] == "failed" and not m.get("error")]
-    violations = retry_after_violations(calls, RETRY_AFTER)
+    examples: list[str] = []
+    violations = retry_after_violations(calls, RETRY_AFTER, examples)
+    out.notes += examples[:3]
     answers: dict[str, int] = {}
     for r in calls:
         answers[str(r["status"])] = answers.get(str(r["status"]), 0) + 1
