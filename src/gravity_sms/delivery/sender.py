@@ -48,7 +48,9 @@ LIMIT_RECHECK = 5.0
 RECONCILE_MARGIN = timedelta(minutes=5)
 RECONCILE_PAGES = 10
 FIRST_TRACK_DELAY = timedelta(seconds=5)
-MIN_CLAIM_GAP = 0.05
+MIN_CLAIM_GAP = 0.2
+# The queue metrics cost a scan of the queue: refreshed at most this often.
+STATS_INTERVAL = 5.0
 # Expired idempotency keys are reused lazily; this drops them so the table stays small.
 PURGE_INTERVAL = 3600.0
 
@@ -143,6 +145,7 @@ class OutboundWorker:
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._last_purge: float | None = None
+        self._last_stats: float | None = None
         # (tenant, from number) → monotonic time until which claims leave its rows alone.
         self._held: dict[tuple[str, str], float] = {}
 
@@ -213,6 +216,10 @@ class OutboundWorker:
             log.exception("outbound.purge_failed")
 
     async def _update_metrics(self) -> None:
+        mono = self.clock.monotonic()
+        if self._last_stats is not None and mono - self._last_stats < STATS_INTERVAL:
+            return
+        self._last_stats = mono
         try:
             depth, oldest = await self.queue.stats(self.clock.now())
         except Exception:
