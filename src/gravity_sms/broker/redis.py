@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -57,15 +57,20 @@ log = get_logger("gravity.broker")
 REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
 
 
-def connect_redis(url: str) -> Redis:
-    """A client that fails fast: one quick retry, short timeouts, so fallbacks kick in at once."""
-    return Redis.from_url(
+def connect_redis(url: str, *, max_connections: int = 64) -> Redis:
+    """A client that fails fast when Redis is down (one quick retry, short timeouts, so fallbacks
+    kick in at once) but queues briefly for a pooled connection under a burst instead of failing
+    (a burst of WebSocket auths must not look like an outage)."""
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=2.0,
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 class _Throttled:
