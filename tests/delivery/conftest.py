@@ -1,43 +1,23 @@
-"""Fixtures for the outbound pipeline: a real-time manual clock, the emulator, connected tenants."""
+"""Fixtures for the outbound pipeline: the emulator, the worker over it, connected tenants.
+
+Tests that use them also import `clock` and `settings` from tests/delivery/rig.py (a manual clock
+starting at wall time, settings pointing at the emulator); those are not overridden here so
+that other tests in this directory keep the shared defaults."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gravity_sms.domain.clock import ManualClock
-from gravity_sms.settings import Settings
 from tests.delivery.rig import EXT_A, EXT_B, Emulator, Pipeline, connect, pipeline, running_emulator
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    # The emulator keeps wall time: start the gateway's manual clock there so message-store
-    # date filters and token expiries agree; from then on only the test moves it.
-    return ManualClock(datetime.now(UTC))
 
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     async with running_emulator() as emu:
         yield emu
-
-
-@pytest.fixture
-def settings(tmp_path: Path, emulator: Emulator) -> Settings:
-    return Settings(
-        env="test",
-        data_dir=tmp_path,
-        rc_server_url=emulator.url,
-        rc_client_id="test-client",
-        rc_client_secret="test-secret",
-        public_url="http://gateway.test",
-        _env_file=None,
-    )  # type: ignore[call-arg]
 
 
 @pytest.fixture

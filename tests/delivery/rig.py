@@ -14,19 +14,23 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
 from gravity_sms.delivery.sender import OutboundWorker
 from gravity_sms.delivery.tracker import DeliveryTracker
+from gravity_sms.domain.clock import ManualClock
 from gravity_sms.domain.connections import ConnectionService, NumberInfo, StoredExtension
 from gravity_sms.emulator import EmulatorConfig, create_emulator_app
 from gravity_sms.ringcentral import RingCentralClient
+from gravity_sms.settings import Settings
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret"
@@ -280,3 +284,24 @@ async def recording(broker: Any) -> AsyncIterator[EventLog]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+# --- fixtures that outbound test modules import (they override the shared ones by name) ---
+@pytest.fixture
+def clock() -> ManualClock:
+    # The emulator keeps wall time: start the gateway's manual clock there so message-store
+    # date filters and token expiries agree; from then on only the test moves it.
+    return ManualClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, emulator: Emulator) -> Settings:
+    return Settings(
+        env="test",
+        data_dir=tmp_path,
+        rc_server_url=emulator.url,
+        rc_client_id="test-client",
+        rc_client_secret="test-secret",
+        public_url="http://gateway.test",
+        _env_file=None,
+    )  # type: ignore[call-arg]

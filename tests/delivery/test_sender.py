@@ -1,5 +1,8 @@
 """The outbound worker against the RingCentral emulator over a real socket (api.md §5 points 2-7)."""
 
+# `clock` and `settings` come from tests/delivery/rig.py (imported below); test arguments name them.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +17,7 @@ from gravity_sms.domain.connections import NumberInfo
 from gravity_sms.domain.outbound import split_body, utf16_units
 from gravity_sms.store.tables import messages
 from tests.conftest import Actor, make_actor
-from tests.delivery.rig import (
+from tests.delivery.rig import (  # noqa: F401
     EXT_A,
     NUM_A,
     NUM_A2,
@@ -24,7 +27,9 @@ from tests.delivery.rig import (
     TO,
     Emulator,
     Pipeline,
+    clock,
     recording,
+    settings,
 )
 
 

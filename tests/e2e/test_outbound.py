@@ -16,18 +16,20 @@ import pytest
 from gravity_sms.domain.clock import ManualClock
 from gravity_sms.runtime import Runtime
 from tests.conftest import Actor
-from tests.delivery.conftest import clock, connected, emulator, rig, settings  # noqa: F401
-from tests.delivery.rig import (
+from tests.delivery.conftest import connected, emulator, rig  # noqa: F401
+from tests.delivery.rig import (  # noqa: F401
     EXT_A,
     NUM_A,
     TO,
     Emulator,
     Pipeline,
+    clock,
     connect,
     pipeline,
     recording,
     running_emulator,
     serve,
+    settings,
 )
 
 
