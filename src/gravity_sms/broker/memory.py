@@ -125,15 +125,24 @@ class MemoryTokenStore:
 
 
 class MemoryLockManager:
-    """asyncio locks by name (ttl is irrelevant within one process: the holder always releases)."""
+    """asyncio locks by name. `lock()` waits at most `ttl` seconds, like the Redis implementation,
+    and then yields False instead of holding."""
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @asynccontextmanager
     async def lock(self, name: str, ttl: float = 30.0) -> AsyncIterator[bool]:
-        async with self._locks[name]:
+        lock = self._locks[name]
+        try:
+            await asyncio.wait_for(lock.acquire(), timeout=ttl)
+        except TimeoutError:
+            yield False
+            return
+        try:
             yield True
+        finally:
+            lock.release()
 
     @asynccontextmanager
     async def try_lock(self, name: str, ttl: float = 30.0) -> AsyncIterator[bool]:

@@ -256,7 +256,11 @@ class ConnectionService:
         """Single-flight refresh: the cluster lock, then a re-read, because another holder may
         already have refreshed (its new token differs from `stale`): then no second refresh."""
         key = (tenant_id, extension_id)
-        async with self.locks.lock(f"rc-refresh:{tenant_id}:{extension_id}", ttl=30.0):
+        async with self.locks.lock(f"rc-refresh:{tenant_id}:{extension_id}", ttl=30.0) as held:
+            if not held:
+                # Refresh tokens are single-use: refreshing without the cluster lock could race
+                # another node and kill the connection. Give up this time; the caller retries.
+                raise ProviderError("Token refresh busy on another node", code="refresh-busy", retryable=True)
             ext = await self.store.get_extension(tenant_id, extension_id)
             if ext is None or not ext.connected or ext.access_token_enc is None or ext.refresh_token_enc is None:
                 self._tokens.pop(key, None)
@@ -524,7 +528,9 @@ class ConnectionService:
     async def maintain_subscription(self, tenant_id: str, extension_id: str, *, verify: bool) -> str:
         """Keep one live subscription: create, renew (from 3 days left) or re-create when RingCentral
         reports it missing or not Active. Answers what was done: created, recreated, renewed, ok."""
-        async with self.locks.lock(f"rc-subscription:{tenant_id}:{extension_id}", ttl=60.0):
+        async with self.locks.lock(f"rc-subscription:{tenant_id}:{extension_id}", ttl=60.0) as held:
+            if not held:
+                return "busy"
             subs = await self.store.extension_subscriptions(tenant_id, extension_id)
             if not subs:
                 await self.replace_subscription(tenant_id, extension_id)
@@ -575,8 +581,9 @@ class ConnectionService:
         if sub is None:
             return
         try:
-            async with self.locks.lock(f"rc-subscription:{sub.tenant_id}:{sub.extension_id}", ttl=60.0):
-                await self._renew(sub.tenant_id, sub.extension_id, subscription_id)
+            async with self.locks.lock(f"rc-subscription:{sub.tenant_id}:{sub.extension_id}", ttl=60.0) as held:
+                if held:
+                    await self._renew(sub.tenant_id, sub.extension_id, subscription_id)
         except ProviderError as exc:
             log.warning(
                 "rc.reminder_renew_failed", extra={"fields": {"subscription_id": subscription_id, "code": exc.code}}
