@@ -14,7 +14,7 @@ from gravity_sms.api import ws
 from gravity_sms.api.auth import Authenticator
 from gravity_sms.api.errors import EXCEPTION_HANDLERS
 from gravity_sms.api.middleware import GatewayMiddleware
-from gravity_sms.api.routes import apps, deliveries, health, messages, rc, sms, tenants, triggers, webhooks
+from gravity_sms.api.routes import apps, deliveries, docs, health, messages, rc, sms, tenants, triggers, webhooks
 from gravity_sms.container import Gateway
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[Any]]
@@ -22,7 +22,7 @@ Lifespan = Callable[[Starlette], AbstractAsyncContextManager[Any]]
 
 def all_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
-    for module in (health, tenants, apps, rc, sms, webhooks, messages, deliveries, triggers):
+    for module in (health, docs, tenants, apps, sms, webhooks, messages, deliveries, triggers, rc):
         routes.extend(module.routes)
     routes.extend(ws.routes)  # GET /ws and POST /v1/ws/token
     return routes
