@@ -39,6 +39,7 @@ class Outcome:
     # label -> [(percentile, latency ms)] for the distribution plots
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     seconds: float = 0.0
+    run_at: str = ""
 
     def line(self) -> str:
         ratio = f"{self.ratio:.2f}" if self.ratio is not None else "-"
@@ -116,14 +117,39 @@ def print_header(facts: dict[str, Any]) -> None:
     print()
 
 
-def write_json(facts: dict[str, Any], outcomes: list[Outcome], kind: str = "bench", quick: bool = False) -> Path:
+def write_json(
+    facts: dict[str, Any],
+    outcomes: list[Outcome],
+    kind: str = "bench",
+    quick: bool = False,
+    order: list[str] | None = None,
+) -> tuple[Path, list[Outcome]]:
+    """Writes the day's results (merged with earlier runs of the day unless quick); answers the
+    path and the merged outcomes, newest per scenario."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     day = facts["date"][:10]
     suffix = "-quick" if quick else ""
     path = RESULTS / f"{day}{'' if kind == 'bench' else '-' + kind}{suffix}.json"
-    payload = {"machine": facts, "quick": quick, "scenarios": [o.public() for o in outcomes]}
+    if quick:
+        rows = [o.public() | {"run_at": facts["date"]} for o in outcomes]
+    else:
+        rows = merge_day(path, facts, outcomes, order or [o.id for o in outcomes])
+    payload = {"machine": facts, "quick": quick, "scenarios": rows}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return path
+    merged = [Outcome(**{k: v for k, v in r.items() if k in Outcome.__dataclass_fields__}) for r in rows]
+    return path, merged
+
+
+def merge_day(path: Path, facts: dict[str, Any], outcomes: list[Outcome], order: list[str]) -> list[dict[str, Any]]:
+    """The day's results file keeps the newest outcome of every scenario, so a partial run
+    (`--only B7`) replaces its rows without dropping the others; each row keeps its run time."""
+    rows: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for old in json.loads(path.read_text()).get("scenarios", []):
+            rows[old["id"]] = old
+    for o in outcomes:
+        rows[o.id] = o.public() | {"run_at": facts["date"]}
+    return [rows[k] for k in order if k in rows] + [v for k, v in rows.items() if k not in order]
 
 
 def markdown_table(facts: dict[str, Any], outcomes: list[Outcome]) -> str:
@@ -137,7 +163,8 @@ def markdown_table(facts: dict[str, Any], outcomes: list[Outcome]) -> str:
     ]
     for o in outcomes:
         ratio = f"{o.ratio:.2f}" if o.ratio is not None else "-"
-        cells = [o.id, o.title, o.figure or "-", o.baseline or "-", ratio, o.target, f"**{o.verdict}**"]
+        title = o.title + (f" (run {o.run_at[11:16]} UTC)" if o.run_at and o.run_at != facts["date"] else "")
+        cells = [o.id, title, o.figure or "-", o.baseline or "-", ratio, o.target, f"**{o.verdict}**"]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     notes = [(o.id, n) for o in outcomes for n in o.notes]
     if notes:

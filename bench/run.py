@@ -112,13 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     outcomes = run(args.quick, only, prefer_wrk, args.profile)
     facts["total_seconds"] = round(time.perf_counter() - t0, 1)
-    path = report.write_json(facts, outcomes, quick=args.quick)
+    path, merged = report.write_json(facts, outcomes, quick=args.quick, order=list(_registry()))
     plots = report.plot(outcomes, facts["date"][:10] + ("-quick" if args.quick else ""))
     print(f"\nresults: {path}")
     for p in plots:
         print(f"plot:    {p}")
     if not args.no_doc and not args.quick:
-        report.update_doc(REPO / "docs" / "benchmarks.md", "results", report.markdown_table(facts, outcomes))
+        report.update_doc(REPO / "docs" / "benchmarks.md", "results", report.markdown_table(facts, merged))
         print("table:   docs/benchmarks.md")
     counts = {v: sum(1 for o in outcomes if o.verdict == v) for v in report.VERDICTS}
     print("summary: " + ", ".join(f"{v} {n}" for v, n in counts.items() if n))

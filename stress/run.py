@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     outcomes = run(args.quick, only)
     facts["total_seconds"] = round(time.perf_counter() - t0, 1)
-    path = report.write_json(facts, outcomes, kind="stress", quick=args.quick)
+    path, merged = report.write_json(facts, outcomes, kind="stress", quick=args.quick, order=list(_registry()))
     print(f"\nresults: {path}")
     if not args.no_doc and not args.quick:
-        report.update_doc(REPO / "docs" / "reliability.md", "results", report.markdown_table(facts, outcomes))
+        report.update_doc(REPO / "docs" / "reliability.md", "results", report.markdown_table(facts, merged))
         print("table:   docs/reliability.md")
     counts = {v: sum(1 for o in outcomes if o.verdict == v) for v in report.VERDICTS}
     print("summary: " + ", ".join(f"{v} {n}" for v, n in counts.items() if n))

@@ -28,11 +28,11 @@ CONNECTIONS = 4
 FILTER = "direction=inbound"
 
 
-def _rows(tenant_id: str, n: int, seed: int = 7) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
+def _rows(tenant_id: str, n: int, start: int = 0) -> list[dict[str, Any]]:
+    rng = random.Random(start)
     now = datetime.now(UTC)
     rows = []
-    for i in range(n):
+    for i in range(start, start + n):
         inbound = i % 2 == 0
         created = now - timedelta(seconds=rng.uniform(0, 90 * 86400))
         rows.append(
@@ -67,7 +67,7 @@ def load_sqlite(path: str, tenant_id: str, n: int) -> None:
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         for start in range(0, n, 20000):
-            conn.execute(messages.insert(), _rows(tenant_id, min(20000, n - start), seed=start))
+            conn.execute(messages.insert(), _rows(tenant_id, min(20000, n - start), start))
     engine.dispose()
 
 
@@ -80,7 +80,7 @@ def load_postgres(url: str, tenant_id: str, n: int) -> None:
         conn = await asyncpg.connect(url)
         try:
             for start in range(0, n, 50000):
-                rows = _rows(tenant_id, min(50000, n - start), seed=start)
+                rows = _rows(tenant_id, min(50000, n - start), start)
                 cols = list(rows[0])
                 await conn.copy_records_to_table(
                     messages.name, records=[tuple(r[c] for c in cols) for r in rows], columns=cols
