@@ -363,6 +363,7 @@ class OpenLoopRun:
     errors: int
     duration_s: float
     statuses: dict[int, int]
+    intended: int = 0  # requests the schedule called for (some may never have been sent)
 
 
 async def open_loop(
@@ -425,5 +426,5 @@ async def open_loop(
     for conn in idle:
         await conn.close()
     return OpenLoopRun(
-        sent, acks, counts["ok"], counts["non_2xx"], counts["errors"], time.monotonic() - start, statuses
+        sent, acks, counts["ok"], counts["non_2xx"], counts["errors"], time.monotonic() - start, statuses, total
     )

@@ -39,7 +39,13 @@ def _registry() -> dict[str, tuple[str, Scenario]]:
         "B4": ("fan-out with a hanging app", inbound.b4_hanging),
         "B5": ("websocket", ws.b5_websocket),
         "B6": ("pacing", pacing.b6_pacing),
+        # not in quality.md: the same hot paths on PostgreSQL, to tell the database from the code
+        "B1PG": ("send on PostgreSQL", lambda ctx: api.b1_send(ctx, "postgres")),
+        "B2PG": ("webhook on PostgreSQL", lambda ctx: api.b2_webhook(ctx, "postgres")),
     }
+
+
+OPT_IN = {"B1PG", "B2PG"}  # run only when named in --only
 
 
 def run(
@@ -50,8 +56,8 @@ def run(
     duration: float | None = None,
 ) -> list[Outcome]:
     registry = _registry()
-    wanted = [k for k in registry if only is None or k in only]
-    if any(k in wanted for k in ("B1", "B2")) and "B0" not in wanted:
+    wanted = [k for k in registry if (only is None and k not in OPT_IN) or (only is not None and k in only)]
+    if any(k in wanted for k in ("B1", "B2", "B1PG", "B2PG")) and "B0" not in wanted:
         wanted.insert(0, "B0")
     ctx = Ctx(quick=quick, prefer_wrk=prefer_wrk, profile=profile, duration_override=duration)
     outcomes = []
