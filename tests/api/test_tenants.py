@@ -98,3 +98,13 @@ async def test_admin_only(client: httpx.AsyncClient, tenant_a: Actor, method: st
     r = await client.request(method, path.format(t=tenant_a.tenant_id), json={"name": "x"}, headers=tenant_a.headers)
     assert_error(r, 403, "Admin API key required")
     assert_error(await client.request(method, path.format(t=tenant_a.tenant_id)), 401, "Missing or invalid API key")
+
+
+async def test_update_without_changes_keeps_updated_at(
+    client: httpx.AsyncClient, admin: Actor, tenant_a: Actor, clock: ManualClock
+) -> None:
+    path = f"/v1/tenants/{tenant_a.tenant_id}"
+    before = (await client.get(path, headers=admin.headers)).json()
+    clock.advance(10)
+    r = await client.put(path, json={"status": "active", "other": 1}, headers=admin.headers)
+    assert (r.status_code, r.json()) == (200, before)

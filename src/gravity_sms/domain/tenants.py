@@ -60,6 +60,8 @@ class TenantService:
         tenant = await self.get(tenant_id)
         name = validate_name(changes["name"]) if "name" in changes else tenant.name
         status = validate_status(changes["status"]) if "status" in changes else tenant.status
+        if (name, status) == (tenant.name, tenant.status):
+            return tenant
         updated = Tenant(
             id=tenant.id, name=name, status=status, created_at=tenant.created_at, updated_at=self.clock.now()
         )
