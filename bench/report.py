@@ -169,7 +169,7 @@ def markdown_table(facts: dict[str, Any], outcomes: list[Outcome]) -> str:
     notes = [(o.id, n) for o in outcomes for n in o.notes]
     if notes:
         lines += ["", "Notes from the run:", ""]
-        lines += [f"- {i}: {n}" for i, n in notes]
+        lines += [f"- {i}: {' '.join(n.split())[:300]}" for i, n in notes]
     return "\n".join(lines) + "\n"
 
 

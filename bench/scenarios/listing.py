@@ -34,7 +34,7 @@ def _rows(tenant_id: str, n: int, start: int = 0) -> list[dict[str, Any]]:
     rows = []
     for i in range(start, start + n):
         inbound = i % 2 == 0
-        created = now - timedelta(seconds=rng.uniform(0, 90 * 86400))
+        created = now - timedelta(seconds=rng.uniform(0, 80 * 86400))  # inside the 90-day retention
         rows.append(
             {
                 "id": "msg_" + secrets.token_hex(6),
