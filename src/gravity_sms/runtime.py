@@ -277,6 +277,8 @@ class Runtime:
         await self.gw.store.close()
         if self.gw.rc is not None:
             await self.gw.rc.aclose()
+        if self.gw.dispatcher is not None:
+            await self.gw.dispatcher.close()
 
 
 async def prepare_database(gw: Gateway) -> None:
