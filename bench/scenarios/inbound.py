@@ -27,6 +27,7 @@ from bench.scenarios.common import Ctx, event_body, ms, verdict
 from bench.stack import NotAvailable, Stack, wait_until
 
 APPS = ("a0", "a1", "a2")
+LOW_RATE = 50.0
 
 
 def _rate_duration(ctx: Ctx) -> tuple[float, float]:
@@ -109,8 +110,9 @@ class RssSampler:
         self._thread.join()
 
 
-def _fanout_run(ctx: Ctx, name: str, *, hanging: bool) -> dict[str, Any]:
-    rate, duration = _rate_duration(ctx)
+def _fanout_run(ctx: Ctx, name: str, *, hanging: bool, rate: float | None = None) -> dict[str, Any]:
+    default_rate, duration = _rate_duration(ctx)
+    rate = rate or default_rate
     paths = [f"/hook/{a}" for a in APPS] + (["/hang/h"] if hanging else [])
     st, node, _tenant, notes = connected_stack(ctx, name, webhook_paths=paths)
     with st:
@@ -173,6 +175,15 @@ def b3_fanout(ctx: Ctx) -> Outcome:
     _fill(out, result, direct)
     complete = result["received"] == result["expected"] and result["non_2xx"] == 0 and result["errors"] == 0
     out.verdict = verdict(complete and result["p50"] <= 20 and result["p99"] <= 100)
+    if result["acked"] < 0.9 * result["intended"] and not ctx.quick:
+        # Overloaded: also show what the path does below saturation, for whoever fixes it.
+        low = _fanout_run(ctx, "b3-low", hanging=False, rate=LOW_RATE)
+        out.metrics["at_low_rate"] = {k: v for k, v in low.items() if k != "curve"} | {"rate": LOW_RATE}
+        out.curves[f"gateway at {LOW_RATE:.0f} events/s"] = low["curve"]
+        out.notes.append(
+            f"overloaded at {rate:.0f}/s; at {LOW_RATE:.0f} events/s: p50 {ms(low['p50'])}, p99 {ms(low['p99'])}, "
+            f"{low['received']:,}/{low['expected']:,} deliveries, ack p99 {ms(low['ack_p99'])}"
+        )
     return out
 
 

@@ -4,7 +4,7 @@ PostgreSQL, page 1 and page 500.
 The rows are bulk-loaded straight into the `messages` table (the API would take many minutes
 to insert a million rows; the listing, not the insert, is measured here). They all belong to
 the one measured tenant — the worst case for `total`, which must count every match — half
-inbound, half outbound, over 90 days, none queued (so the outbound worker stays idle).
+inbound, half outbound, over 80 days (inside the 90-day retention), none queued (so the outbound worker stays idle).
 The load is stated: 4 connections, closed loop.
 """
 
