@@ -198,9 +198,7 @@ def _outbound_workers(gw: Gateway) -> list[Worker]:
     )
     if gw.outbound is not None:
         gw.outbound.on_enqueued = sender.wake
-    tracker = DeliveryTracker(
-        queue=gw.outbound_queue, connections=connections, rc=rc, broker=gw.broker, clock=gw.clock
-    )
+    tracker = DeliveryTracker(queue=gw.outbound_queue, connections=connections, rc=rc, broker=gw.broker, clock=gw.clock)
     return [sender, tracker]
 
 
