@@ -17,29 +17,6 @@ from tests.conftest import Actor
 DOC = build_openapi()
 METHODS = {"get", "put", "post", "delete", "patch"}
 
-# Documented routes that other modules implement. While the contract is being built, a documented
-# route of this list that is not registered yet is reported, not failed; once everything is in,
-# empty this list so that every documented route must exist.
-IMPLEMENTED_ELSEWHERE: set[tuple[str, str]] = {
-    ("POST", "/v1/sms/send"),
-    ("GET", "/v1/sms/status/{}"),
-    ("GET", "/v1/sms/messages"),
-    ("POST", "/v1/webhooks/ringcentral"),
-    ("POST", "/v1/apps/{}/test-webhook"),
-    ("GET", "/v1/apps/{}/webhook-deliveries"),
-    ("POST", "/v1/triggers/sms-received/subscribe"),
-    ("DELETE", "/v1/triggers/sms-received/subscribe/{}"),
-    ("POST", "/v1/ws/token"),
-    ("POST", "/v1/rc/connect-token"),
-    ("POST", "/v1/rc/invite-token"),
-    ("GET", "/v1/rc/connect"),
-    ("POST", "/v1/rc/connect"),
-    ("GET", "/v1/rc/callback"),
-    ("GET", "/v1/rc/status"),
-    ("GET", "/v1/rc/phone-numbers"),
-    ("POST", "/v1/rc/disconnect"),
-}
-
 
 def _shape(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", path)
@@ -75,12 +52,9 @@ def test_websocket_route_is_described() -> None:
     assert "auth_error" in DOC["x-websocket"]["description"]
 
 
-def test_every_documented_route_exists_or_is_pending_elsewhere() -> None:
-    assert IMPLEMENTED_ELSEWHERE <= documented(), "the pending list names routes the document lacks"
-    unexpected = documented() - registered() - IMPLEMENTED_ELSEWHERE
-    assert not unexpected, f"documented but not registered: {sorted(unexpected)}"
-    pending = sorted(IMPLEMENTED_ELSEWHERE - registered())
-    print(f"documented routes not registered yet (implemented elsewhere): {pending or 'none'}")
+def test_every_documented_route_exists() -> None:
+    missing = documented() - registered()
+    assert not missing, f"documented but not registered: {sorted(missing)}"
 
 
 def test_every_operation_documents_the_error_shape_and_security() -> None:

@@ -566,7 +566,16 @@ def _paths() -> dict[str, Any]:
                 "Queue an SMS; answered once it is durably stored",
                 "sms",
                 {
-                    "202": _json(_ref("SmsQueued"), "Queued"),
+                    "202": _json(
+                        _ref("SmsQueued"),
+                        "Queued (or, for an Idempotency-Key repeat, the original answer)",
+                        headers={
+                            "Idempotent-Replayed": {
+                                "schema": {"type": "string", "enum": ["true"]},
+                                "description": "Present on a replayed Idempotency-Key answer: nothing new was queued",
+                            }
+                        },
+                    ),
                     "400": _error(
                         invalid_json,
                         "to, from, and body are required",
