@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest --cov=gravity_sms --cov-branch --cov-report=term:skip-covered
+	$(BIN)/pytest -n 4 --dist loadfile --cov=gravity_sms --cov-branch --cov-report=term:skip-covered
 
 test: lint typecheck unit
 
