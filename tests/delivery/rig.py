@@ -27,7 +27,8 @@ from starlette.types import ASGIApp
 from gravity_sms.delivery.sender import OutboundWorker
 from gravity_sms.delivery.tracker import DeliveryTracker
 from gravity_sms.domain.clock import ManualClock
-from gravity_sms.domain.connections import ConnectionService, NumberInfo, StoredExtension
+from gravity_sms.domain.connection_store import NumberInfo, StoredExtension
+from gravity_sms.domain.connections import ConnectionService
 from gravity_sms.emulator import EmulatorConfig, create_emulator_app
 from gravity_sms.ringcentral import RingCentralClient
 from gravity_sms.settings import Settings

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from gravity_sms.domain.clock import ManualClock
-from gravity_sms.domain.connections import NumberInfo
+from gravity_sms.domain.connection_store import NumberInfo
 from gravity_sms.domain.outbound import split_body, utf16_units
 from gravity_sms.store.tables import messages
 from tests.conftest import Actor, make_actor

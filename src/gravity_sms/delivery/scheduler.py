@@ -22,7 +22,8 @@ import random
 from datetime import datetime, timedelta
 
 from gravity_sms.domain.clock import Clock
-from gravity_sms.domain.connections import ConnectionService, InboundSink, StoredExtension
+from gravity_sms.domain.connection_store import InboundSink, StoredExtension
+from gravity_sms.domain.connections import ConnectionService
 from gravity_sms.domain.errors import ProviderError
 from gravity_sms.domain.ports import LockManager
 from gravity_sms.telemetry import get_logger

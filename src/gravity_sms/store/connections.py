@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
-from gravity_sms.domain.connections import NumberInfo, StoredExtension, StoredSubscription
+from gravity_sms.domain.connection_store import NumberInfo, StoredExtension, StoredSubscription
 from gravity_sms.store.database import Database
 from gravity_sms.store.tables import (
     connect_tokens,
