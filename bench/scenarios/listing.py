@@ -68,6 +68,8 @@ def load_sqlite(path: str, tenant_id: str, n: int) -> None:
     with engine.begin() as conn:
         for start in range(0, n, 20000):
             conn.execute(messages.insert(), _rows(tenant_id, min(20000, n - start), start))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
     engine.dispose()
 
 
@@ -85,7 +87,8 @@ def load_postgres(url: str, tenant_id: str, n: int) -> None:
                 await conn.copy_records_to_table(
                     messages.name, records=[tuple(r[c] for c in cols) for r in rows], columns=cols
                 )
-            await conn.execute("ANALYZE messages")
+            # a table that has been in service is vacuumed (visibility map, hint bits) and analysed
+            await conn.execute("VACUUM ANALYZE messages")
         finally:
             await conn.close()
 
