@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from gravity_sms.domain.apps import AppStore
 from gravity_sms.domain.clock import Clock
@@ -37,28 +39,55 @@ Handler = Callable[[Request, AuthContext], Awaitable[Response]]
 def client_ip(conn: HTTPConnection, trust_proxy: bool) -> str:
     """The caller's address. Behind a trusted proxy, the last `X-Forwarded-For` hop: the address
     the proxy itself saw (earlier entries are whatever the caller wrote, so they prove nothing)."""
-    if trust_proxy:
-        forwarded = conn.headers.get("x-forwarded-for")
-        if forwarded:
-            last = forwarded.rsplit(",", 1)[-1].strip()
-            if last:
-                return last
-    return conn.client.host if conn.client else "unknown"
+    forwarded = conn.headers.get("x-forwarded-for") if trust_proxy else None
+    return pick_ip(forwarded, conn.client.host if conn.client else None)
+
+
+def pick_ip(forwarded: str | None, peer: str | None) -> str:
+    if forwarded:
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
+    return peer or "unknown"
 
 
 def extract_key(conn: HTTPConnection) -> str | None:
     """The presented key, `""` when a header is present but not `Bearer <token>`, None when absent."""
-    auth = conn.headers.get("authorization")
-    if auth is not None:
-        scheme, _, token = auth.partition(" ")
+    return pick_key(conn.headers.get("authorization"), conn.headers.get("x-api-key"))
+
+
+def pick_key(authorization: str | None, api_key: str | None) -> str | None:
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return ""
         return token
-    api_key = conn.headers.get("x-api-key")
     if api_key is not None:
         return api_key.strip()
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """What a request presents for authentication, read straight off the ASGI scope (the hot
+    routes never build a Starlette `Request`)."""
+
+    ip: str
+    key: str | None
+
+    @classmethod
+    def from_scope(cls, scope: Scope, trust_proxy: bool) -> Presented:
+        authorization = api_key = forwarded = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                api_key = value.decode("latin-1")
+            elif name == b"x-forwarded-for" and trust_proxy:
+                forwarded = value.decode("latin-1")
+        client = scope.get("client")
+        return cls(pick_ip(forwarded, client[0] if client else None), pick_key(authorization, api_key))
 
 
 class Authenticator:
@@ -112,9 +141,10 @@ class Authenticator:
 
     async def identify(self, conn: HTTPConnection) -> AuthContext:
         """Authenticate without rate limiting (shared with the WebSocket path)."""
-        ip = client_ip(conn, self.trust_proxy)
+        return await self._identify(client_ip(conn, self.trust_proxy), extract_key(conn))
+
+    async def _identify(self, ip: str, key: str | None) -> AuthContext:
         await self.check_blocked(ip)
-        key = extract_key(conn)
         if not key:
             raise Unauthenticated("Missing or invalid API key")
         ctx = await self.resolve(key)
@@ -124,16 +154,24 @@ class Authenticator:
         return ctx
 
     async def authenticate(self, request: Request, *, admin: bool = False) -> AuthContext:
-        ctx = await self.identify(request)
+        rate_headers: dict[str, str] = {}
+        request.state.rate_headers = rate_headers
+        return await self.admit(client_ip(request, self.trust_proxy), extract_key(request), rate_headers, admin=admin)
+
+    async def admit(
+        self, ip: str, key: str | None, rate_headers: dict[str, str], *, admin: bool = False
+    ) -> AuthContext:
+        """Identify, check the tenant, count the request against the key's limit. `rate_headers`
+        receives the X-RateLimit-* headers as soon as they are known, so the error answers after
+        that point carry them too."""
+        ctx = await self._identify(ip, key)
         if ctx.tenant_status != "active":
             raise Forbidden("Tenant suspended or inactive")
         limit = self.rate_limit_admin if ctx.is_admin else self.rate_limit_app
         allowed, remaining, reset = await self.limiter.hit(f"ratelimit:{ctx.key_hash}", limit, RATE_WINDOW)
-        request.state.rate_headers = {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(math.ceil(reset)),
-        }
+        rate_headers["X-RateLimit-Limit"] = str(limit)
+        rate_headers["X-RateLimit-Remaining"] = str(remaining)
+        rate_headers["X-RateLimit-Reset"] = str(math.ceil(reset))
         if not allowed:
             raise TooManyRequests(retry_after=math.ceil(reset) or 1)
         if admin and not ctx.is_admin:
