@@ -58,7 +58,7 @@ class Ctx:
     def duration(self) -> float:
         if self.duration_override is not None:
             return self.duration_override
-        return 3.0 if self.quick else 20.0
+        return 2.0 if self.quick else 20.0
 
     def load(self, url: str, **kw: Any) -> LoadResult:
         kw.setdefault("connections", self.connections)

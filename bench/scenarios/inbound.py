@@ -31,7 +31,7 @@ LOW_RATE = 50.0
 
 
 def _rate_duration(ctx: Ctx) -> tuple[float, float]:
-    return (100.0, 2.0) if ctx.quick else (500.0, 20.0)
+    return (100.0, 1.5) if ctx.quick else (500.0, 20.0)
 
 
 def _generate(url: str, rate: float, duration: float, body: str, headers: dict[str, str]) -> tuple[Any, float]:

@@ -118,13 +118,13 @@ def _one_backend(ctx: Ctx, backend: str, n: int) -> dict[str, Any]:
             if data.get("total") != n // 2 or len(data.get("messages", [])) != 20:
                 raise RuntimeError(f"listing returned total={data.get('total')} rows={len(data.get('messages', []))}")
             meter = CpuMeter({"gateway": node.proc.pid})
-            res = ctx.load(path, headers=tenant.headers, connections=CONNECTIONS, duration=2 if ctx.quick else 10)
+            res = ctx.load(path, headers=tenant.headers, connections=CONNECTIONS, duration=1 if ctx.quick else 10)
             result[f"page{page}"] = {"load": res, "cpu": meter.shares()}
         return result
 
 
 def b7_listing(ctx: Ctx) -> Outcome:
-    n = 20_000 if ctx.quick else 1_000_000
+    n = 10_000 if ctx.quick else 1_000_000
     out = Outcome(
         "B7",
         f"GET /v1/sms/messages?{FILTER}, {n:,} rows, page 1 and 500, {CONNECTIONS} connections",

@@ -31,7 +31,7 @@ def _parse(at: str) -> float:
 
 
 def b6_pacing(ctx: Ctx) -> Outcome:
-    seconds = 20.0 if ctx.quick else 150.0
+    seconds = 8.0 if ctx.quick else 150.0
     allowed_per_min = 2 * MEDIUM_PER_MINUTE
     out = Outcome(
         "B6",

@@ -75,7 +75,7 @@ def _client_proc(url: str, key: str, n: int, pipe: Any) -> None:
 
 def b5_websocket(ctx: Ctx) -> Outcome:
     n = 200 if ctx.quick else 10_000
-    broadcasts = 3 if ctx.quick else 10
+    broadcasts = 2 if ctx.quick else 10
     out = Outcome(
         "B5",
         f"WebSocket: {n:,} authenticated connections on one node, 1 broadcast/s",
@@ -118,7 +118,7 @@ def b5_websocket(ctx: Ctx) -> Outcome:
                 if r.status_code == 200:
                     sent[key] = t
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
-        time.sleep(3.0 if ctx.quick else 5.0)  # let the last fan-out finish
+        time.sleep(2.0 if ctx.quick else 5.0)  # let the last fan-out finish
         rss_peak = node.proc.rss()
         for pipe in pipes:
             pipe.send("stop")
