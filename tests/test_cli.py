@@ -150,3 +150,18 @@ def test_help_documents_every_command(in_process: pytest.CaptureFixture[str], ar
         main([*args, "--help"])
     assert exc.value.code == 0
     assert in_process.readouterr().out.startswith("usage: gravity-sms")
+
+
+def test_servers_run_on_uvloop() -> None:
+    """uvicorn picks uvloop only in Server.run(); the CLI chooses the loop for serve/worker/demo."""
+    import asyncio
+
+    from gravity_sms.cli import _run_server
+
+    seen: list[str] = []
+
+    async def probe() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+
+    _run_server(probe())
+    assert seen and seen[0].startswith("uvloop")
