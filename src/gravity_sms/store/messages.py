@@ -8,7 +8,10 @@ unused by inbound rows otherwise, say which dispatcher is delivering it until wh
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,11 +24,16 @@ from gravity_sms.domain.ids import new_message_id
 from gravity_sms.domain.inbound import InboundRoute
 from gravity_sms.domain.models import Message
 from gravity_sms.store.database import Database
+from gravity_sms.store.group_commit import GroupCommit
+from gravity_sms.store.rows import RowWriter
 from gravity_sms.store.tables import messages, rc_extensions, rc_subscriptions, tenants
 
 EXACT_COUNT_LIMIT = 10_000
 COUNT_CACHE_SECONDS = 10.0
 COUNT_CACHE_SIZE = 1024
+# Inbound routes: how long a node trusts a cached subscription row that another node may change.
+ROUTE_CACHE_SECONDS = 1.0
+ROUTE_CACHE_SIZE = 4096
 # Outbound rows the sender still owns are never removed by retention.
 _LIVE_OUTBOUND = ("queued", "sending")
 _INBOUND_WHERE = text("direction = 'inbound'")
@@ -74,6 +82,25 @@ class SqlMessageStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._counts: dict[tuple[Any, ...], tuple[float, int]] = {}
+        # subscription id -> (route or None, database epoch when read, monotonic expiry)
+        self._routes: dict[str, tuple[InboundRoute | None, int, float]] = {}
+        self._inserts: GroupCommit[_NewInbound, Message | None] = GroupCommit(
+            self._flush_inbound, max_batch=256, name="inbound-group-commit"
+        )
+        self._finishes: GroupCommit[str, None] = GroupCommit(
+            self._flush_finished, max_batch=512, parallel=1 if db.is_sqlite else 2, name="fanout-finish"
+        )
+        self._rows = (
+            RowWriter(
+                db,
+                sqlite.insert(messages).on_conflict_do_nothing(
+                    index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE
+                ),
+                INBOUND_COLUMNS,
+            )
+            if db.batches
+            else None
+        )
 
     async def get(self, message_id: str) -> Message | None:
         async with self.db.read() as conn:
@@ -82,6 +109,21 @@ class SqlMessageStore:
 
     # --- inbound ----------------------------------------------------------------------------
     async def inbound_route(self, subscription_id: str) -> InboundRoute | None:
+        """The route, from a cache valid until any other write commits here (`Database.epoch`:
+        a replaced or deleted subscription, a disconnect, a suspension) and for at most
+        ROUTE_CACHE_SECONDS (a change made by another node)."""
+        now = time.monotonic()
+        cached = self._routes.get(subscription_id)
+        if cached is not None and cached[1] == self.db.epoch and cached[2] > now:
+            return cached[0]
+        epoch = self.db.epoch
+        route = await self._read_route(subscription_id)
+        if len(self._routes) >= ROUTE_CACHE_SIZE:
+            self._routes.clear()
+        self._routes[subscription_id] = (route, epoch, now + ROUTE_CACHE_SECONDS)
+        return route
+
+    async def _read_route(self, subscription_id: str) -> InboundRoute | None:
         s, t, e = rc_subscriptions.c, tenants.c, rc_extensions.c
         query = (
             select(
@@ -120,42 +162,53 @@ class SqlMessageStore:
     async def insert_inbound(self, msg: Message, *, lease_owner: str | None, lease_seconds: float) -> Message | None:
         """Insert as `received` with `fanout_pending`; None when the RingCentral id is stored.
 
-        A message-id collision (CSPRNG, 48 bits) is caught by the primary key and retried with a
-        fresh id; the RingCentral-id conflict is absorbed by ON CONFLICT DO NOTHING.
+        On SQLite concurrent events share one transaction (group commit); the answer comes after its
+        commit. A message-id collision (CSPRNG, 48 bits) is caught by the primary key and retried
+        with a fresh id; the RingCentral-id conflict is absorbed by ON CONFLICT DO NOTHING.
         """
-        extension_id = msg.extra.get("extension_id")
-        lease_until = msg.created_at + timedelta(seconds=lease_seconds) if lease_owner else None
-        for _ in range(5):
-            values = {
-                "id": msg.id,
-                "tenant_id": msg.tenant_id,
-                "direction": "inbound",
-                "status": msg.status,
-                "from_number": msg.from_number,
-                "to_number": msg.to_number,
-                "body": msg.body,
-                "rc_message_id": msg.rc_message_id,
-                "rc_created_at": msg.rc_created_at,
-                "extension_id": extension_id,
-                "created_at": msg.created_at,
-                "updated_at": msg.updated_at,
-                "fanout_pending": True,
-                "lease_owner": lease_owner,
-                "lease_expires_at": lease_until,
-            }
-            stmt = (
-                self._insert()
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE)
-            )
-            try:
-                async with self.db.write() as conn:
-                    result = await conn.execute(stmt)
-            except IntegrityError:
-                msg = Message(**{**_fields(msg), "id": new_message_id()})
-                continue
-            return msg if result.rowcount == 1 else None
-        raise RuntimeError("could not allocate a unique message id")
+        item = _NewInbound(msg, lease_owner, lease_seconds)
+        if self._rows is None:
+            # PostgreSQL: concurrent inserts already run in parallel over the pool.
+            result = await self._insert_one(item)
+            if isinstance(result, BaseException):
+                raise result
+            return result
+        return await self._inserts.submit(item)
+
+    async def _flush_inbound(self, batch: Sequence[_NewInbound]) -> list[Message | BaseException | None]:
+        rows = self._rows
+        assert rows is not None
+        values = [rows.values(item.values()) for item in batch]
+        try:
+            stored = await self.db.run_batch(lambda conn: rows.insert_each(conn, values))
+        except Exception:
+            return [await self._insert_one(item) for item in batch]
+        out: list[Message | BaseException | None] = []
+        for item, ok in zip(batch, stored, strict=True):
+            if ok is None:
+                out.append(await self._insert_one(item.renamed()))
+            else:
+                out.append(item.msg if ok else None)
+        return out
+
+    async def _insert_one(self, item: _NewInbound) -> Message | BaseException | None:
+        try:
+            for _ in range(5):
+                stmt = (
+                    self._insert()
+                    .values(**item.values())
+                    .on_conflict_do_nothing(index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE)
+                )
+                try:
+                    async with self.db.write() as conn:
+                        result = await conn.execute(stmt)
+                except IntegrityError:
+                    item = item.renamed()
+                    continue
+                return item.msg if result.rowcount == 1 else None
+            raise RuntimeError("could not allocate a unique message id")
+        except Exception as exc:
+            return exc
 
     async def find_inbound(self, tenant_id: str, rc_message_id: str) -> Message | None:
         c = messages.c
@@ -250,14 +303,23 @@ class SqlMessageStore:
         return [message_from_row(r) for r in rows]
 
     async def finish_fanout(self, message_ids: list[str]) -> None:
+        """Concurrent finishes (one per fanned-out message) share one UPDATE."""
         if not message_ids:
             return
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(messages)
-                .where(messages.c.id.in_(message_ids))
-                .values(fanout_pending=False, lease_owner=None, lease_expires_at=None)
-            )
+        await asyncio.gather(*(self._finishes.submit(message_id) for message_id in message_ids))
+
+    async def _flush_finished(self, message_ids: Sequence[str]) -> list[None]:
+        ids = list(message_ids)
+        if self.db.batches:
+            await self.db.run_batch(lambda conn: conn.executemany(_FINISH_SQL, [(i,) for i in ids]))
+        else:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(ids))
+                    .values(fanout_pending=False, lease_owner=None, lease_expires_at=None)
+                )
+        return [None] * len(ids)
 
     async def release_fanout(self, message_ids: list[str]) -> None:
         """Give leases back (graceful shutdown): another dispatcher may take them at once."""
@@ -292,3 +354,57 @@ class SqlMessageStore:
 
 def _fields(msg: Message) -> dict[str, Any]:
     return {name: getattr(msg, name) for name in Message.__dataclass_fields__}
+
+
+INBOUND_COLUMNS = (
+    "id",
+    "tenant_id",
+    "direction",
+    "status",
+    "from_number",
+    "to_number",
+    "body",
+    "rc_message_id",
+    "rc_created_at",
+    "extension_id",
+    "created_at",
+    "updated_at",
+    "fanout_pending",
+    "lease_owner",
+    "lease_expires_at",
+)
+_FINISH_SQL = "UPDATE messages SET fanout_pending = 0, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class _NewInbound:
+    msg: Message
+    lease_owner: str | None
+    lease_seconds: float
+
+    def values(self) -> dict[str, Any]:
+        msg = self.msg
+        lease_until = msg.created_at + timedelta(seconds=self.lease_seconds) if self.lease_owner else None
+        return {
+            "id": msg.id,
+            "tenant_id": msg.tenant_id,
+            "direction": "inbound",
+            "status": msg.status,
+            "from_number": msg.from_number,
+            "to_number": msg.to_number,
+            "body": msg.body,
+            "rc_message_id": msg.rc_message_id,
+            "rc_created_at": msg.rc_created_at,
+            "extension_id": msg.extra.get("extension_id"),
+            "created_at": msg.created_at,
+            "updated_at": msg.updated_at,
+            "fanout_pending": True,
+            "lease_owner": self.lease_owner,
+            "lease_expires_at": lease_until,
+        }
+
+    def renamed(self) -> _NewInbound:
+        """The same message under a fresh id (after an id collision)."""
+        return _NewInbound(
+            Message(**{**_fields(self.msg), "id": new_message_id()}), self.lease_owner, self.lease_seconds
+        )

@@ -14,7 +14,6 @@ becomes claimable again by itself when the lease runs out (expired-lease recover
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -37,6 +36,8 @@ from gravity_sms.domain.outbound import (
     sources_of,
 )
 from gravity_sms.store.database import Database
+from gravity_sms.store.group_commit import GroupCommit
+from gravity_sms.store.rows import RowWriter
 from gravity_sms.store.tables import idempotency_keys, messages
 
 m = messages
@@ -64,6 +65,25 @@ def _queued(row: Any) -> QueuedMessage:
     )
 
 
+OUTBOUND_COLUMNS = (
+    "id",
+    "tenant_id",
+    "app_id",
+    "user_id",
+    "direction",
+    "status",
+    "from_number",
+    "to_number",
+    "body",
+    "created_at",
+    "updated_at",
+    "attempts",
+    "next_attempt_at",
+    "parts_sent",
+    "fanout_pending",
+)
+
+
 def _row_values(item: NewOutbound) -> dict[str, Any]:
     return {
         "id": item.id,
@@ -84,70 +104,49 @@ def _row_values(item: NewOutbound) -> dict[str, Any]:
     }
 
 
-class _Pending:
-    __slots__ = ("future", "item")
-
-    def __init__(self, item: NewOutbound, future: asyncio.Future[Enqueued]) -> None:
-        self.item = item
-        self.future = future
-
-
 class SqlOutboundQueue:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._pending: list[_Pending] = []
-        self._flushes: set[asyncio.Task[None]] = set()
         # SQLite has one writer anyway; PostgreSQL commits a few batches in parallel.
-        self._max_flushes = 1 if db.is_sqlite else 4
+        self._commits: GroupCommit[NewOutbound, Enqueued] = GroupCommit(
+            self._flush, max_batch=MAX_BATCH, parallel=1 if db.is_sqlite else 4, name="outbound-group-commit"
+        )
+        self._rows = RowWriter(db, insert(m), OUTBOUND_COLUMNS) if db.batches else None
 
     # --- enqueue: group commit ---------------------------------------------------------------
     async def enqueue(self, item: NewOutbound) -> Enqueued:
-        future: asyncio.Future[Enqueued] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(item, future))
-        self._start_flushes()
-        # shield: a caller that goes away must not cancel a commit other callers share.
-        return await asyncio.shield(future)
+        return await self._commits.submit(item)
 
-    def _start_flushes(self) -> None:
-        while self._pending and len(self._flushes) < self._max_flushes:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            task = asyncio.create_task(self._flush(batch), name="outbound-group-commit")
-            self._flushes.add(task)
-            task.add_done_callback(self._flush_done)
-
-    def _flush_done(self, task: asyncio.Task[None]) -> None:
-        self._flushes.discard(task)
-        self._start_flushes()
-
-    async def _flush(self, batch: list[_Pending]) -> None:
+    async def _flush(self, batch: Sequence[NewOutbound]) -> list[Enqueued | BaseException]:
+        plain = [item for item in batch if item.idempotency_key is None]
+        if self._rows is not None and len(plain) == len(batch):
+            # SQLite, no idempotency keys: one executemany in one transaction, one thread hop.
+            rows = self._rows
+            values = [rows.values(_row_values(item)) for item in batch]
+            try:
+                await self.db.run_batch(lambda conn: rows.insert_many(conn, values))
+            except Exception:
+                return [await self._write_one(item) for item in batch]
+            return [Enqueued(item.id, replayed=False) for item in batch]
         try:
             async with self.db.write() as conn:
-                results = await self._write(conn, [p.item for p in batch])
+                results: list[Enqueued | BaseException] = list(await self._write(conn, batch))
         except Exception:
             # One bad item (or a rare id collision) must not fail its neighbours: one by one.
-            for pending in batch:
-                await self._write_one(pending)
-            return
-        for pending, result in zip(batch, results, strict=True):
-            _settle(pending.future, result)
+            return [await self._write_one(item) for item in batch]
+        return results
 
-    async def _write_one(self, pending: _Pending) -> None:
-        item = pending.item
+    async def _write_one(self, item: NewOutbound) -> Enqueued | BaseException:
         for _ in range(3):
             try:
                 async with self.db.write() as conn:
-                    result = (await self._write(conn, [item]))[0]
+                    return (await self._write(conn, [item]))[0]
             except IntegrityError:
                 item = dataclasses.replace(item, id=new_message_id())  # id collision: a fresh one
                 continue
             except Exception as exc:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
-                return
-            _settle(pending.future, result)
-            return
-        if not pending.future.done():
-            pending.future.set_exception(RuntimeError("could not store the message"))
+                return exc
+        return RuntimeError("could not store the message")
 
     async def _write(self, conn: AsyncConnection, items: Sequence[NewOutbound]) -> list[Enqueued | Conflict]:
         results: list[Enqueued | Conflict] = []
@@ -199,8 +198,7 @@ class SqlOutboundQueue:
 
     async def close(self) -> None:
         """Wait for commits in flight (callers are awaiting them)."""
-        while self._flushes:
-            await asyncio.gather(*list(self._flushes), return_exceptions=True)
+        await self._commits.close()
 
     async def purge_idempotency_keys(self, before: datetime) -> int:
         async with self.db.write() as conn:
@@ -422,12 +420,3 @@ class SqlOutboundQueue:
                 oldest = oldest.replace(tzinfo=UTC)
             age = max(0.0, (now - oldest).total_seconds())
         return int(count), age
-
-
-def _settle(future: asyncio.Future[Enqueued], result: Enqueued | Conflict) -> None:
-    if future.done():
-        return
-    if isinstance(result, Conflict):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
