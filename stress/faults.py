@@ -37,17 +37,19 @@ def retry_after_violations(calls: list[dict[str, Any]], retry_after: float, exam
     """SMS calls (one extension) that arrived while a 429's Retry-After was running."""
     calls = sorted(calls, key=lambda r: _t(r["at"]))
     violations = 0
-    until = 0.0
-    last_429 = ""
+    windows: list[tuple[float, float, str]] = []  # (from, until, the 429's time)
     for r in calls:
         t = _t(r["at"])
-        if t < until:
+        # Calls that reached the server within IN_FLIGHT of the 429 were already on their way.
+        inside = [w for w in windows if w[0] + IN_FLIGHT <= t < w[1]]
+        if inside:
             violations += 1
             if examples is not None and len(examples) < 5:
-                examples.append(f"call at {r['at']} ({r['status']}) inside the Retry-After of the 429 at {last_429}")
+                examples.append(
+                    f"call at {r['at']} ({r['status']}) inside the Retry-After of the 429 at {inside[0][2]}"
+                )
         if r["status"] == 429:
-            until = max(until, t + retry_after - IN_FLIGHT)
-            last_429 = r["at"]
+            windows.append((t, t + retry_after, r["at"]))
     return violations
 
 
@@ -79,6 +81,7 @@ def r2_fault_storm(ctx: SCtx) -> Outcome:
         # the retry schedule (2 s, 8 s, 30 s, 2 min, 5 min) bounds how long a message can take
         wait_until(done, 150 if ctx.quick else 540, 3.0)
         msgs = [m for m in list_messages(node, tenant, "outbound") if m["messageId"] in ids]
+        gateway_log = node.proc.log_path.read_text(errors="replace") if node.proc.log_path.exists() else ""
         with httpx.Client(timeout=60) as http:
             log = http.get(f"{st.emulator.url}/_emulator/requests", params={"method": "POST"}).json()["requests"]
     calls = [r for r in log if r["path"].endswith("/sms")]
@@ -86,6 +89,7 @@ def r2_fault_storm(ctx: SCtx) -> Outcome:
     for m in msgs:
         statuses[m["status"]] = statuses.get(m["status"], 0) + 1
     not_terminal = [m for m in msgs if m["status"] not in TERMINAL]
+    evidence = [line for line in gateway_log.splitlines() if any(m["messageId"] in line for m in not_terminal)]
     sending = [m for m in msgs if m["status"] == "sending"]
     failed_without_reason = [m for m in msgs if m["status"] == "failed" and not m.get("error")]
     examples: list[str] = []
@@ -106,6 +110,10 @@ def r2_fault_storm(ctx: SCtx) -> Outcome:
         "sending": len(sending),
         "failed_without_reason": len(failed_without_reason),
         "retry_after_violations": violations,
+        "not_terminal_messages": [
+            {k: m.get(k) for k in ("messageId", "status", "error", "createdAt", "updatedAt")} for m in not_terminal
+        ],
+        "not_terminal_log_lines": evidence[-10:],
         "emulator_answers": answers,
     }
     ok = ids and not not_terminal and not failed_without_reason and violations == 0

@@ -43,11 +43,12 @@ def test_duplicate_events_across_nodes_are_counted() -> None:
 def test_retry_after_accounting_catches_an_early_call() -> None:
     calls = [
         {"at": "2026-03-01T14:30:00.000Z", "status": 429},
+        {"at": "2026-03-01T14:30:00.100Z", "status": 200},  # already in flight: excused
         {"at": "2026-03-01T14:30:02.000Z", "status": 200},  # 2 s into a 5 s Retry-After
         {"at": "2026-03-01T14:30:06.000Z", "status": 200},
     ]
     assert retry_after_violations(calls, 5) == 1
-    assert retry_after_violations([calls[0], calls[2]], 5) == 0
+    assert retry_after_violations([calls[0], calls[1], calls[3]], 5) == 0
 
 
 def test_duplicate_counting() -> None:
