@@ -162,7 +162,11 @@ def _wire_inbound(gw: Gateway) -> None:
         fanout=gw.dispatcher,
         connections=lambda: getattr(gw, "connections", None),
     )
-    gw.triggers = TriggerService(gw.store.triggers, gw.clock, gw.urls)
+    # The dispatcher caches each tenant's targets: app and trigger changes made here drop the
+    # entry at once, and the store asks it whether a new row needs a fan-out at all.
+    gw.apps.on_targets_changed = gw.dispatcher.invalidate
+    gw.store.messages.fanout_needed = gw.dispatcher.needs_fanout
+    gw.triggers = TriggerService(gw.store.triggers, gw.clock, gw.urls, gw.dispatcher.invalidate)
     gw.history = MessageHistory(gw.store.messages)
 
 

@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import Counter, OrderedDict
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from gravity_sms.delivery.target_cache import SecretsLookup, TargetCache, WebhookDirectory
 from gravity_sms.delivery.webhook_client import Attempt, WebhookClient
 from gravity_sms.domain.clock import Clock
 from gravity_sms.domain.fanout import (
@@ -47,6 +48,8 @@ SCAN_INTERVAL = 5.0
 SCAN_BATCH = 200
 GRACE_SECONDS = 2.0
 OVERLOADED = "Too many deliveries in flight to this endpoint"
+# Messages stored as already fanned out (their tenant had no target), awaiting their `submit`.
+SETTLED_SIZE = 4096
 
 
 class OutboxStore(Protocol):
@@ -57,13 +60,6 @@ class OutboxStore(Protocol):
     async def finish_fanout(self, message_ids: list[str]) -> None: ...
 
     async def release_fanout(self, message_ids: list[str]) -> None: ...
-
-
-class WebhookDirectory(Protocol):
-    async def list_webhook_targets(self, tenant_id: str) -> list[App]: ...
-
-
-SecretsLookup = Callable[[str], Awaitable[AppSecrets | None]]
 
 
 def new_delivery_id() -> str:
@@ -101,9 +97,7 @@ class WebhookDispatcher:
     ) -> None:
         self.outbox = outbox
         self.log_store = log_store
-        self.apps = apps
-        self.triggers = triggers
-        self.signing_secrets = signing_secrets
+        self.targets = TargetCache(apps, triggers, signing_secrets, clock)
         self.client = client
         self.clock = clock
         self.metrics = metrics
@@ -116,6 +110,7 @@ class WebhookDispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight_by_url: Counter[str] = Counter()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._settled: OrderedDict[str, None] = OrderedDict()
         self._running = False
 
     # --- hand-off from the inbound path -------------------------------------------------------
@@ -123,12 +118,30 @@ class WebhookDispatcher:
     def lease(self) -> tuple[str | None, float]:
         return (self.node_id if self._running else None, self.lease_seconds)
 
+    def needs_fanout(self, msg: Message) -> bool:
+        """Asked by the store before it inserts `msg`: False when this running dispatcher knows
+        (fresh cache) that the tenant has no app webhook and no trigger; the row is then stored
+        as already fanned out, and its `submit` has nothing to do — no task, no read, no write."""
+        if not self._running or not self.targets.known_empty(msg.tenant_id):
+            return True
+        self._settled[msg.id] = None
+        if len(self._settled) > SETTLED_SIZE:  # ids whose insert lost a dedup race: no submit
+            self._settled.popitem(last=False)
+        return False
+
+    def invalidate(self, tenant_id: str) -> None:
+        """An app or trigger of the tenant changed: its next event reads the targets again."""
+        self.targets.invalidate(tenant_id)
+
     def submit(self, msg: Message) -> None:
         """Start the fan-out of a just-stored message; never blocks the caller.
 
         Without a running dispatcher in this process the row carries no lease and a scan on
         any node picks it up.
         """
+        if msg.id in self._settled:
+            del self._settled[msg.id]
+            return
         if self._running and msg.id not in self._tasks:
             self._spawn(msg, recovered=False)
 
@@ -203,9 +216,8 @@ class WebhookDispatcher:
     # --- one message ----------------------------------------------------------------------------
     async def _fan_out(self, msg: Message, recovered: bool) -> None:
         try:
-            apps = await self.apps.list_webhook_targets(msg.tenant_id)
-            triggers = await self.triggers.for_tenant(msg.tenant_id)
-            targets = targets_for(msg, apps, triggers)
+            known = await self.targets.targets(msg.tenant_id)
+            targets = targets_for(msg, known.apps, known.triggers)
             if recovered and targets:
                 done = await self.log_store.delivered_keys(msg.id)
                 targets = [t for t in targets if t.key not in done]
@@ -222,10 +234,10 @@ class WebhookDispatcher:
             # The message stays pending: when the lease ends, a scan delivers what is missing.
             log.exception("fanout.failed", message_id=msg.id)
 
-    async def _headers(self, target: Target, webhook_id: str, body: bytes) -> dict[str, str]:
+    async def _headers(self, tenant_id: str, target: Target, webhook_id: str, body: bytes) -> dict[str, str]:
         if target.kind != "app" or target.app_id is None:
             return {}
-        app_secrets = await self.signing_secrets(target.app_id)
+        app_secrets = await self.targets.secrets(tenant_id, target.app_id)
         if app_secrets is None:
             return {}
         now = self.clock.now()
@@ -252,7 +264,7 @@ class WebhookDispatcher:
     async def _deliver(self, tenant_id: str, message_id: str, target: Target, body: bytes) -> Delivery:
         webhook_id = message_id if message_id != TEST_MESSAGE_ID else "test_" + secrets.token_hex(8)
         try:
-            headers = await self._headers(target, webhook_id, body)
+            headers = await self._headers(tenant_id, target, webhook_id, body)
             attempt = await self._attempt(target.url, body, headers)
         except asyncio.CancelledError:
             raise

@@ -6,6 +6,7 @@ encrypted (they must be usable for signing). Plaintexts are returned exactly onc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -28,6 +29,14 @@ from gravity_sms.domain.urls import Resolver, UrlRejected, system_resolver, vali
 SECRET_ROTATION_GRACE = timedelta(hours=24)
 WEBHOOK_URL_ERROR = "Invalid webhookUrl: must be https:// in production, max 2000 chars"
 WEBHOOK_URL_PRIVATE = "Invalid webhookUrl: private or internal addresses are not allowed"
+
+# Told the tenant id whenever an app's webhookUrl or signing secret may have changed: the fan-out
+# caches what it delivers to per tenant (docs/webhooks.md) and drops that entry at once.
+TargetsChanged = Callable[[str], None]
+
+
+def ignore_changes(_tenant_id: str) -> None:
+    """The default listener: nothing caches targets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,7 @@ class AppService:
         box: SecretBox,
         clock: Clock,
         urls: UrlPolicy,
+        on_targets_changed: TargetsChanged = ignore_changes,
     ) -> None:
         self.store = store
         self.tenants = tenants
@@ -96,6 +106,7 @@ class AppService:
         self.box = box
         self.clock = clock
         self.urls = urls
+        self.on_targets_changed = on_targets_changed
 
     async def _webhook_url(self, value: object) -> str | None:
         if value is None:
@@ -139,6 +150,8 @@ class AppService:
             updated_at=now,
         )
         await self.store.insert(app, self.box.hash(api_key), self.box.encrypt(secret))
+        if webhook_url is not None:
+            self.on_targets_changed(app.tenant_id)
         return {
             "appId": app.id,
             "name": app.name,
@@ -177,11 +190,14 @@ class AppService:
             return app
         updated = replace(app, updated_at=self.clock.now(), **changes)
         await self.store.update(updated)
+        if updated.webhook_url != app.webhook_url:
+            self.on_targets_changed(app.tenant_id)
         return updated
 
     async def delete(self, caller: AuthContext | None, app_id: str) -> None:
-        await self.get(caller, app_id)
+        app = await self.get(caller, app_id)
         old_hash = await self.store.delete(app_id)
+        self.on_targets_changed(app.tenant_id)
         if old_hash:
             await self.key_cache.invalidate(old_hash)
 
@@ -196,7 +212,7 @@ class AppService:
         return {"apiKey": api_key, "apiKeyPrefix": api_key_prefix(api_key)}
 
     async def rotate_webhook_secret(self, caller: AuthContext | None, app_id: str) -> dict[str, str]:
-        await self.get(caller, app_id)
+        app = await self.get(caller, app_id)
         stored = await self.store.get_secrets(app_id)
         if stored is None:
             raise NotFound("App not found")
@@ -211,6 +227,7 @@ class AppService:
             ),
             now,
         )
+        self.on_targets_changed(app.tenant_id)
         return {"webhookSecret": secret}
 
     async def signing_secrets(self, app_id: str) -> AppSecrets | None:

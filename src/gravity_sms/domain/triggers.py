@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gravity_sms.domain.apps import UrlPolicy
+from gravity_sms.domain.apps import TargetsChanged, UrlPolicy, ignore_changes
 from gravity_sms.domain.clock import Clock
 from gravity_sms.domain.errors import NotFound, ValidationFailed
 from gravity_sms.domain.fanout import Trigger, TriggerStore
@@ -20,10 +20,14 @@ PHONE_ERROR = "phoneNumber must be a valid E.164 phone number"
 
 
 class TriggerService:
-    def __init__(self, store: TriggerStore, clock: Clock, urls: UrlPolicy) -> None:
+    def __init__(
+        self, store: TriggerStore, clock: Clock, urls: UrlPolicy, on_targets_changed: TargetsChanged = ignore_changes
+    ) -> None:
         self.store = store
         self.clock = clock
         self.urls = urls
+        # Trigger changes reach the fan-out's per-tenant target cache at once (docs/webhooks.md).
+        self.on_targets_changed = on_targets_changed
 
     async def subscribe(self, caller: AuthContext, body: dict[str, Any]) -> Trigger:
         url = await self.urls.check(body.get("callbackUrl"), format_error=CALLBACK_ERROR, private_error=CALLBACK_ERROR)
@@ -39,6 +43,7 @@ class TriggerService:
             created_at=self.clock.now(),
         )
         await self.store.insert(trigger)
+        self.on_targets_changed(trigger.tenant_id)
         return trigger
 
     async def unsubscribe(self, caller: AuthContext, trigger_id: str) -> None:
@@ -46,3 +51,4 @@ class TriggerService:
         if trigger is None or (not caller.is_admin and trigger.tenant_id != caller.tenant_id):
             raise NotFound("Trigger not found")
         await self.store.delete(trigger_id)
+        self.on_targets_changed(trigger.tenant_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,6 +81,9 @@ def _filters(query: MessageQuery) -> list[ColumnElement[bool]]:
 class SqlMessageStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Asked before each inbound insert (the runtime wires the dispatcher's answer): False
+        # stores the row as already fanned out, so a tenant without targets costs no outbox write.
+        self.fanout_needed: Callable[[Message], bool] = lambda _msg: True
         self._counts: dict[tuple[Any, ...], tuple[float, int]] = {}
         # subscription id -> (route or None, database epoch when read, monotonic expiry)
         self._routes: dict[str, tuple[InboundRoute | None, int, float]] = {}
@@ -166,7 +169,7 @@ class SqlMessageStore:
         commit. A message-id collision (CSPRNG, 48 bits) is caught by the primary key and retried
         with a fresh id; the RingCentral-id conflict is absorbed by ON CONFLICT DO NOTHING.
         """
-        item = _NewInbound(msg, lease_owner, lease_seconds)
+        item = _NewInbound(msg, lease_owner, lease_seconds, self.fanout_needed(msg))
         if self._rows is None:
             # PostgreSQL: concurrent inserts already run in parallel over the pool.
             result = await self._insert_one(item)
@@ -381,10 +384,12 @@ class _NewInbound:
     msg: Message
     lease_owner: str | None
     lease_seconds: float
+    pending: bool = True
 
     def values(self) -> dict[str, Any]:
         msg = self.msg
-        lease_until = msg.created_at + timedelta(seconds=self.lease_seconds) if self.lease_owner else None
+        owner = self.lease_owner if self.pending else None
+        lease_until = msg.created_at + timedelta(seconds=self.lease_seconds) if owner else None
         return {
             "id": msg.id,
             "tenant_id": msg.tenant_id,
@@ -398,13 +403,13 @@ class _NewInbound:
             "extension_id": msg.extra.get("extension_id"),
             "created_at": msg.created_at,
             "updated_at": msg.updated_at,
-            "fanout_pending": True,
-            "lease_owner": self.lease_owner,
+            "fanout_pending": self.pending,
+            "lease_owner": owner,
             "lease_expires_at": lease_until,
         }
 
     def renamed(self) -> _NewInbound:
         """The same message under a fresh id (after an id collision)."""
         return _NewInbound(
-            Message(**{**_fields(self.msg), "id": new_message_id()}), self.lease_owner, self.lease_seconds
+            Message(**{**_fields(self.msg), "id": new_message_id()}), self.lease_owner, self.lease_seconds, self.pending
         )
