@@ -47,6 +47,11 @@ def run_schemathesis(base: str, key: str, examples: int, workdir: Path, max_time
     argv += ["--exclude-path-regex", "rotate-key$", "--no-color", "--request-timeout", "10"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=max_time + 120, cwd=workdir)
     (workdir / "schemathesis.log").write_text(done.stdout + done.stderr)
+    # keep the evidence next to the results (the stack's temp dir goes away)
+    from bench import report
+
+    report.RESULTS.mkdir(parents=True, exist_ok=True)
+    (report.RESULTS / "r6-schemathesis.log").write_text(done.stdout + done.stderr)
     if not junit.exists():
         raise RuntimeError(f"schemathesis wrote no report: {(done.stderr or done.stdout)[-300:]}")
     tree = ET.parse(junit)
@@ -63,7 +68,7 @@ def run_schemathesis(base: str, key: str, examples: int, workdir: Path, max_time
         low = text.lower()
         server_errors += "server error" in low
         schema_breaks += "schema" in low or "content-type" in low or "content type" in low
-        failures.append(f"{case.get('name')}: {text.strip().splitlines()[0][:160] if text.strip() else '?'}")
+        failures.append(f"{case.get('name')}: {' '.join(text.split())[:600] if text.strip() else '?'}")
     return {
         "operations": operations,
         "failed_operations": failed,
