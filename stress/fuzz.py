@@ -172,7 +172,7 @@ def r6_fuzz(ctx: SCtx) -> Outcome:
         sub, token = st.verification_token(NUMBER1)
         fuzz = fuzz_webhook(f"{node.url}/v1/webhooks/ringcentral", token, sub, ctx.size(600, 60))
         served = httpx.get(f"{node.url}/openapi.json", timeout=10).status_code == 200
-        missing_tool = _schemathesis() is None
+        missing_tool = _schemathesis() is None or ctx.tiny
         schema: dict[str, Any] = {"operations": 0, "operations_with_server_errors": 0}
         schema |= {"operations_breaking_schema": 0, "failures": []}
         if served and not missing_tool:
@@ -197,7 +197,7 @@ def r6_fuzz(ctx: SCtx) -> Outcome:
     )
     out.verdict = "PASS" if ok else "MISS"
     if not served or missing_tool:
-        why = "/openapi.json is not served yet" if not served else "schemathesis is not installed (bench extra)"
+        why = "/openapi.json is not served yet" if not served else "schemathesis not run (not installed, or tiny run)"
         out.notes.insert(0, f"{why}: the schemathesis half did not run")
         out.verdict = "N/A" if fuzz["server_errors"] == 0 and not fuzz["problems"] and alive else "MISS"
     return out
