@@ -86,6 +86,8 @@ class Contract:
         assert response is not None, f"{method} {template}: status {r.status_code} is not documented"
         content = response.get("content", {})
         media = r.headers.get("content-type", "").split(";")[0]
+        if content and r.content:
+            assert media in content, f"{method} {template} {r.status_code}: {media} is not documented"
         if media == JSON:
             assert JSON in content, f"{method} {template} {r.status_code}: JSON answer, none documented"
             schema = {**content[JSON]["schema"], "components": DOC["components"]}
@@ -173,3 +175,10 @@ async def test_rate_limited_answer_matches_the_document(
     assert r.status_code == 429
     contract.check("GET", "/v1/apps", r)
     assert "retry-after" in r.headers
+
+
+async def test_oauth_callback_answers_match_the_document(client: httpx.AsyncClient, contract: Contract) -> None:
+    """The browser-facing callback answers JSON errors, and an HTML page for RingCentral's `error`."""
+    for query in ["", "?code=x", "?code=x&state=y", "?error=access_denied", "?error=access_denied&format=json"]:
+        contract.check("GET", "/v1/rc/callback", await client.get("/v1/rc/callback" + query))
+    assert {status for _, _, status in contract.checked} == {400}

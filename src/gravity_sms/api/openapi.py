@@ -60,6 +60,13 @@ def _error(*messages: str, headers: dict[str, Any] | None = None) -> dict[str, A
     return body
 
 
+def _also_html(response: dict[str, Any], when: str) -> dict[str, Any]:
+    """A JSON error response that a browser-facing route may also answer as an HTML page."""
+    response["content"]["text/html"] = {"schema": {"type": "string"}}
+    response["description"] += f"; {when}"
+    return response
+
+
 def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
 
@@ -743,10 +750,13 @@ def _paths() -> dict[str, Any]:
                         "description": 'An HTML page, or `{"ok": true}` with `?format=json`',
                         "content": {"text/html": {"schema": {"type": "string"}}, JSON: {"schema": _ref("Ok")}},
                     },
-                    "400": _error(
-                        "Missing code or state parameter",
-                        "Invalid or expired state",
-                        "RingCentral authorization failed",
+                    "400": _also_html(
+                        _error(
+                            "Missing code or state parameter",
+                            "Invalid or expired state",
+                            "RingCentral authorization failed",
+                        ),
+                        "an `error` from RingCentral without `?format=json` is shown on an HTML page",
                     ),
                 },
                 auth=False,
