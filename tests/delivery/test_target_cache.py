@@ -248,6 +248,7 @@ class CountingDirectory:
 
     async def secrets(self, app_id: str) -> AppSecrets | None:
         self.secret_reads += 1
+        await self.gate.wait()
         return AppSecrets(app_id, "whsec_new", "whsec_old", datetime(2026, 3, 2, tzinfo=UTC))
 
 
@@ -301,3 +302,14 @@ async def test_secrets_are_cached_and_a_lapsed_previous_secret_is_dropped() -> N
     cache.invalidate("tenant_1")
     await cache.secrets("tenant_1", "app_1")
     assert directory.secret_reads == 2
+
+
+async def test_concurrent_deliveries_share_one_secrets_read() -> None:
+    directory, clock = CountingDirectory(), ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    cache = cache_on(directory, clock)
+    directory.gate.clear()
+    waiters = [asyncio.ensure_future(cache.secrets("tenant_1", "app_1")) for _ in range(50)]
+    await asyncio.sleep(0)
+    directory.gate.set()
+    assert all(s is not None and s.webhook_secret == "whsec_new" for s in await asyncio.gather(*waiters))
+    assert directory.secret_reads == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from gravity_sms.domain.clock import Clock
 from gravity_sms.domain.fanout import Trigger, TriggerStore
@@ -62,6 +62,7 @@ class TargetCache:
         self._loading: dict[str, asyncio.Future[TenantTargets]] = {}
         # app id -> (tenant id, secrets, expiry)
         self._secrets: dict[str, tuple[str, AppSecrets | None, float]] = {}
+        self._loading_secrets: dict[str, asyncio.Future[AppSecrets | None]] = {}
         # Bumped by every invalidation: a read that started before one is not kept.
         self._generation = 0
 
@@ -79,18 +80,9 @@ class TargetCache:
         if loading is None:
             loading = asyncio.ensure_future(self._load(tenant_id, self._generation))
             self._loading[tenant_id] = loading
-            loading.add_done_callback(self._loaded(tenant_id))
+            loading.add_done_callback(_forget(self._loading, tenant_id))
         # A waiter that is cancelled must not cancel the read the others share.
         return await asyncio.shield(loading)
-
-    def _loaded(self, tenant_id: str) -> Callable[[asyncio.Future[TenantTargets]], None]:
-        def done(future: asyncio.Future[TenantTargets]) -> None:
-            if self._loading.get(tenant_id) is future:
-                del self._loading[tenant_id]
-            if not future.cancelled():
-                future.exception()  # retrieved here; the waiters re-raise it
-
-        return done
 
     async def _load(self, tenant_id: str, generation: int) -> TenantTargets:
         apps = await self.apps.list_webhook_targets(tenant_id)
@@ -109,15 +101,23 @@ class TargetCache:
         if cached is not None and cached[2] > now:
             found = cached[1]
         else:
-            generation = self._generation
-            found = await self.signing_secrets(app_id)
-            if generation == self._generation:
-                if len(self._secrets) >= self.max_entries:
-                    self._secrets.clear()
-                self._secrets[app_id] = (tenant_id, found, now + self.ttl)
+            loading = self._loading_secrets.get(app_id)
+            if loading is None:
+                loading = asyncio.ensure_future(self._load_secrets(tenant_id, app_id, self._generation))
+                self._loading_secrets[app_id] = loading
+                loading.add_done_callback(_forget(self._loading_secrets, app_id))
+            found = await asyncio.shield(loading)
         if found is not None and found.previous_secret and not self._previous_live(found):
             # Cached across the end of the 24 h rotation grace: sign with the current one only.
             found = replace(found, previous_secret=None)
+        return found
+
+    async def _load_secrets(self, tenant_id: str, app_id: str, generation: int) -> AppSecrets | None:
+        found = await self.signing_secrets(app_id)
+        if generation == self._generation:
+            if len(self._secrets) >= self.max_entries:
+                self._secrets.clear()
+            self._secrets[app_id] = (tenant_id, found, self.clock.monotonic() + self.ttl)
         return found
 
     def _previous_live(self, found: AppSecrets) -> bool:
@@ -131,3 +131,17 @@ class TargetCache:
         self._loading.pop(tenant_id, None)
         for app_id in [a for a, (t, _, _) in self._secrets.items() if t == tenant_id]:
             del self._secrets[app_id]
+        # A secrets read under way may predate the change; later callers start a new one.
+        self._loading_secrets.clear()
+
+
+def _forget(loading: dict[str, Any], key: str) -> Callable[[asyncio.Future[Any]], None]:
+    """Done-callback of a shared read: unlist it (unless replaced) and retrieve its error."""
+
+    def done(future: asyncio.Future[Any]) -> None:
+        if loading.get(key) is future:
+            del loading[key]
+        if not future.cancelled():
+            future.exception()  # the waiters re-raise it; retrieved here so none is left unread
+
+    return done
