@@ -79,7 +79,8 @@ def r2_fault_storm(ctx: SCtx) -> Outcome:
             return sum(1 for m in msgs if m["messageId"] in ids and m["status"] in TERMINAL) >= len(ids)
 
         # the retry schedule (2 s, 8 s, 30 s, 2 min, 5 min) bounds how long a message can take
-        wait_until(done, 150 if ctx.quick else 540, 3.0)
+        # plus Retry-After pauses and hang timeouts: 540 s proved short for 2 of 300 messages
+        wait_until(done, 150 if ctx.quick else 720, 3.0)
         msgs = [m for m in list_messages(node, tenant, "outbound") if m["messageId"] in ids]
         gateway_log = node.proc.log_path.read_text(errors="replace") if node.proc.log_path.exists() else ""
         with httpx.Client(timeout=60) as http:
