@@ -2,10 +2,10 @@
 
 - `bare`: a bare ASGI callable that reads the JSON body and answers a constant 202 JSON body:
   the B1/B2 baseline. It is served by uvicorn exactly as `gravity-sms serve` serves the gateway
-  (runtime.serve: http "auto" = httptools, one worker, access log off, inside the event loop
-  `asyncio.run` created, i.e. the stdlib loop, because uvicorn's uvloop setup only runs in
-  `Server.run`), so the ratio measures the gateway's own code, not the server stack.
-  `BENCH_BARE_UVLOOP=1` serves it on uvloop instead, to price that difference.
+  (runtime.serve: http "auto" = httptools, one worker, access log off, on uvloop as
+  `gravity-sms serve` runs since cli.py chooses the loop), so the ratio measures the gateway's
+  own code, not the server stack. `BENCH_BARE_UVLOOP=0` serves it on the stdlib loop instead,
+  to price that difference.
 - `receiver`: the app-webhook receiver of B3/B4. `POST /hook/<name>` records the arrival
   time (CLOCK_MONOTONIC, shared by every process on Linux) of each delivery by the payload's
   `rcMessageId`; `POST /hang/<name>` records and then hangs past any webhook timeout;
@@ -113,12 +113,10 @@ def main(argv: list[str]) -> None:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    if os.environ.get("BENCH_BARE_UVLOOP") == "1":
-        server.run()  # uvicorn's own loop setup: uvloop when installed
+    if os.environ.get("BENCH_BARE_UVLOOP", "1") == "1":
+        server.run()  # uvicorn's own loop setup: uvloop, as `gravity-sms serve` uses
     else:
-        # Exactly as `gravity-sms serve` runs uvicorn (cli.py → asyncio.run(runtime.serve(...))
-        # → Server.serve()): uvicorn's loop setup is skipped, so the loop is the stdlib one.
-        asyncio.run(server.serve())
+        asyncio.run(server.serve())  # the stdlib loop, to price the difference
 
 
 if __name__ == "__main__":
