@@ -10,7 +10,10 @@ offset its control API advances); tests move both together with `advance()`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -202,3 +205,44 @@ async def serve(app: Any, port: int) -> AsyncIterator[str]:
 
 async def actor(gw: Any, name: str = "Acme") -> Actor:
     return await make_actor(gw, name)
+
+
+def pkce() -> tuple[str, str]:
+    """(code_verifier, S256 code_challenge) for a test's own OAuth grant."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+async def emulator_grant(
+    emu: httpx.AsyncClient, client_id: str, client_secret: str, redirect_uri: str
+) -> dict[str, Any]:
+    """A real authorization-code grant (PKCE S256) at the emulator's own OAuth endpoints: the
+    token response. Which extension approves is the emulator's choice (`/_emulator/oauth/next-login`)."""
+    verifier, challenge = pkce()
+    r = await emu.get(
+        "/restapi/oauth/authorize",
+        params={
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )
+    assert r.status_code == 302, r.text
+    code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+    r = await emu.post(
+        "/restapi/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=(client_id, client_secret),
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body

@@ -7,17 +7,13 @@ Shared by tests/delivery/ and tests/e2e/test_outbound.py. No mocks: the emulator
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import secrets
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -32,6 +28,7 @@ from gravity_sms.domain.connections import ConnectionService
 from gravity_sms.emulator import EmulatorConfig, create_emulator_app
 from gravity_sms.ringcentral import RingCentralClient
 from gravity_sms.settings import Settings
+from tests.rc_support import emulator_grant
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-secret"
@@ -141,35 +138,7 @@ class Emulator:
         """A real authorization-code grant (PKCE S256) for `extension_id`."""
         r = await self.control.post("/_emulator/oauth/next-login", json={"extensionId": extension_id})
         assert r.status_code == 200, r.text
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        redirect = "http://gateway.test/v1/rc/callback"
-        r = await self.control.get(
-            "/restapi/oauth/authorize",
-            params={
-                "response_type": "code",
-                "client_id": CLIENT_ID,
-                "redirect_uri": redirect,
-                "state": "s",
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-            },
-        )
-        assert r.status_code == 302, r.text
-        code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
-        r = await self.control.post(
-            "/restapi/oauth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect,
-                "code_verifier": verifier,
-            },
-            auth=(CLIENT_ID, CLIENT_SECRET),
-        )
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()
-        return body
+        return await emulator_grant(self.control, CLIENT_ID, CLIENT_SECRET, "http://gateway.test/v1/rc/callback")
 
 
 @contextlib.asynccontextmanager

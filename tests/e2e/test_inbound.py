@@ -5,9 +5,7 @@ gateway process between the 200 and the fan-out."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import os
 import secrets
 import signal
@@ -18,7 +16,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -46,6 +43,7 @@ from tests.inbound_support import (
     sms_event,
     wait_until,
 )
+from tests.rc_support import emulator_grant
 
 ACCOUNT = "402118231008"
 CLIENT_ID, CLIENT_SECRET = "e2e-client", "e2e-secret"
@@ -85,36 +83,10 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
         sock.close()
 
 
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
-
-
 async def emulator_token(emu: httpx.AsyncClient) -> str:
     """An access token through the emulator's own OAuth endpoints (authorization code + PKCE)."""
-    verifier, challenge = pkce()
-    redirect = "http://gateway.invalid/v1/rc/callback"
-    r = await emu.get(
-        "/restapi/oauth/authorize",
-        params={
-            "response_type": "code",
-            "client_id": CLIENT_ID,
-            "redirect_uri": redirect,
-            "state": "s",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        },
-    )
-    assert r.status_code == 302, r.text
-    code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
-    r = await emu.post(
-        "/restapi/oauth/token",
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect, "code_verifier": verifier},
-        auth=(CLIENT_ID, CLIENT_SECRET),
-    )
-    assert r.status_code == 200, r.text
-    token: str = r.json()["access_token"]
+    grant = await emulator_grant(emu, CLIENT_ID, CLIENT_SECRET, "http://gateway.invalid/v1/rc/callback")
+    token: str = grant["access_token"]
     return token
 
 
