@@ -2,18 +2,45 @@
 
 Also the fan-out's memory of what was already attempted, so a recovered message is delivered
 only to the targets that never got an attempt.
+
+Concurrent `record()` calls share one write transaction (`GroupCommit`; on SQLite one
+`run_batch`, one thread hop): each caller returns only after the COMMIT that holds its row, so
+the fan-out's `finish_fanout`, which follows its `record()`s, never runs ahead of them. A batch
+the database refuses is retried row by row, so one bad row fails only its own caller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects import sqlite
 
 from gravity_sms.domain.fanout import Delivery
 from gravity_sms.store.database import Database
+from gravity_sms.store.group_commit import GroupCommit
+from gravity_sms.store.rows import RowWriter
 from gravity_sms.store.tables import delivery_log
+
+COLUMNS = (
+    "id",
+    "tenant_id",
+    "app_id",
+    "trigger_id",
+    "message_id",
+    "url",
+    "status_code",
+    "success",
+    "error",
+    "duration_ms",
+    "created_at",
+)
+
+
+def _values(delivery: Delivery) -> dict[str, Any]:
+    return {name: getattr(delivery, name) for name in COLUMNS}
 
 
 def _delivery(row: Any) -> Delivery:
@@ -35,24 +62,39 @@ def _delivery(row: Any) -> Delivery:
 class SqlDeliveryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._records: GroupCommit[Delivery, None] = GroupCommit(
+            self._flush, max_batch=512, parallel=1 if db.is_sqlite else 2, name="delivery-log"
+        )
+        self._rows = RowWriter(db, sqlite.insert(delivery_log), COLUMNS) if db.batches else None
 
     async def record(self, delivery: Delivery) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
-                insert(delivery_log).values(
-                    id=delivery.id,
-                    tenant_id=delivery.tenant_id,
-                    app_id=delivery.app_id,
-                    trigger_id=delivery.trigger_id,
-                    message_id=delivery.message_id,
-                    url=delivery.url,
-                    status_code=delivery.status_code,
-                    success=delivery.success,
-                    error=delivery.error,
-                    duration_ms=delivery.duration_ms,
-                    created_at=delivery.created_at,
-                )
-            )
+        """Returns once the row is committed (shared with concurrent callers)."""
+        await self._records.submit(delivery)
+
+    async def _flush(self, batch: Sequence[Delivery]) -> list[BaseException | None]:
+        try:
+            await self._insert(batch)
+        except Exception:
+            if len(batch) == 1:
+                raise
+            return [await self._insert_alone(d) for d in batch]
+        return [None] * len(batch)
+
+    async def _insert(self, batch: Sequence[Delivery]) -> None:
+        rows = self._rows
+        if rows is not None:
+            values = [rows.values(_values(d)) for d in batch]
+            await self.db.run_batch(lambda conn: rows.insert_many(conn, values))
+        else:
+            async with self.db.write() as conn:
+                await conn.execute(insert(delivery_log), [_values(d) for d in batch])
+
+    async def _insert_alone(self, delivery: Delivery) -> BaseException | None:
+        try:
+            await self._insert([delivery])
+        except Exception as exc:
+            return exc
+        return None
 
     async def delivered_keys(self, message_id: str) -> set[tuple[str | None, str | None]]:
         c = delivery_log.c
