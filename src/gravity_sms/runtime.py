@@ -27,10 +27,12 @@ from gravity_sms.broker.memory import (
 )
 from gravity_sms.container import Gateway
 from gravity_sms.crypto import AesGcmBox
+from gravity_sms.delivery.sender import OutboundWorker
 from gravity_sms.domain.apps import AppService, UrlPolicy
 from gravity_sms.domain.clock import Clock, SystemClock
 from gravity_sms.domain.connections import ConnectionService
 from gravity_sms.domain.outbound import OutboundService
+from gravity_sms.domain.provider import RingCentralApi
 from gravity_sms.domain.tenants import TenantService
 from gravity_sms.domain.urls import Resolver, system_resolver
 from gravity_sms.ringcentral import RingCentralClient
@@ -180,16 +182,12 @@ def _connection_workers(gw: Gateway) -> list[Worker]:
     return [ConnectionScheduler(gw.connections, gw.locks, gw.clock, sink=sink)]
 
 
-def _outbound_workers(gw: Gateway) -> list[Worker]:
-    """The outbound sender and delivery tracker, once the RingCentral connection is wired."""
-    connections = getattr(gw, "connections", None)
-    rc = getattr(gw, "rc", None)
-    if connections is None or rc is None or gw.outbound_queue is None:
-        return []
-    from gravity_sms.delivery.sender import OutboundWorker
-    from gravity_sms.delivery.tracker import DeliveryTracker
-
-    sender = OutboundWorker(
+def make_outbound_worker(
+    gw: Gateway, connections: ConnectionService, rc: RingCentralApi, **overrides: Any
+) -> OutboundWorker:
+    """The outbound sender over this gateway's queue, broker, limiter and clock."""
+    assert gw.outbound_queue is not None
+    return OutboundWorker(
         queue=gw.outbound_queue,
         tenants=gw.store.tenants,
         connections=connections,
@@ -199,7 +197,19 @@ def _outbound_workers(gw: Gateway) -> list[Worker]:
         clock=gw.clock,
         metrics=gw.metrics,
         send_rate_per_number=gw.settings.send_rate_per_number,
+        **overrides,
     )
+
+
+def _outbound_workers(gw: Gateway) -> list[Worker]:
+    """The outbound sender and delivery tracker, once the RingCentral connection is wired."""
+    connections = getattr(gw, "connections", None)
+    rc = getattr(gw, "rc", None)
+    if connections is None or rc is None or gw.outbound_queue is None:
+        return []
+    from gravity_sms.delivery.tracker import DeliveryTracker
+
+    sender = make_outbound_worker(gw, connections, rc)
     if gw.outbound is not None:
         gw.outbound.on_enqueued = sender.wake
     tracker = DeliveryTracker(queue=gw.outbound_queue, connections=connections, rc=rc, broker=gw.broker, clock=gw.clock)

@@ -27,6 +27,7 @@ from gravity_sms.domain.connection_store import NumberInfo, StoredExtension
 from gravity_sms.domain.connections import ConnectionService
 from gravity_sms.emulator import EmulatorConfig, create_emulator_app
 from gravity_sms.ringcentral import RingCentralClient
+from gravity_sms.runtime import make_outbound_worker
 from gravity_sms.settings import Settings
 from tests.rc_support import emulator_grant
 
@@ -199,18 +200,7 @@ class Pipeline:
 
 
 def make_worker(gw: Any, connections: ConnectionService, rc: RingCentralClient, **kwargs: Any) -> OutboundWorker:
-    return OutboundWorker(
-        queue=gw.outbound_queue,
-        tenants=gw.store.tenants,
-        connections=connections,
-        rc=rc,
-        broker=gw.broker,
-        limiter=gw.limiter,
-        clock=gw.clock,
-        metrics=gw.metrics,
-        send_rate_per_number=gw.settings.send_rate_per_number,
-        **kwargs,
-    )
+    return make_outbound_worker(gw, connections, rc, **kwargs)
 
 
 @contextlib.asynccontextmanager
