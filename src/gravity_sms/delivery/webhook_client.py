@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from gravity_sms.delivery.origin_pools import OriginPools, TransportFactory, http_pool_factory
 from gravity_sms.domain.urls import Resolver, UrlRejected, resolve_public, system_resolver
 
 BODY_PREFIX = 2048
@@ -62,20 +63,24 @@ class WebhookClient:
         user_agent: str,
         resolver: Resolver = system_resolver,
         transport: httpx.AsyncBaseTransport | None = None,
-        keepalive: int = 100,
+        per_origin: int = 100,
+        max_origins: int = 256,
+        pool_factory: TransportFactory | None = None,
     ) -> None:
         self.timeout = timeout
         self.block_private = block_private
         self.user_agent = user_agent
         self.resolver = resolver
-        # No global connection cap in httpx: the dispatcher bounds concurrency itself, and a
-        # shared pool cap would let one hanging endpoint starve every other host.
+        # One bounded pool per origin (see origin_pools): a shared pool cap would let one
+        # hanging endpoint starve every other host, and one uncapped pool is rescanned on every
+        # request. `per_origin` matches the dispatcher's per-endpoint in-flight bound.
+        # `transport` (tests) replaces the pools altogether.
+        self.pools = OriginPools(pool_factory or http_pool_factory(per_origin), max_origins=max_origins)
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or self.pools,
             follow_redirects=False,
             trust_env=False,
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
         )
 
     async def _pinned(self, url: str) -> PinnedRequest:
@@ -125,3 +130,4 @@ class WebhookClient:
 
     async def close(self) -> None:
         await self._client.aclose()
+        await self.pools.aclose()
