@@ -55,3 +55,19 @@ def test_retry_after_accounting_catches_an_early_call() -> None:
 def test_duplicate_counting() -> None:
     assert duplicates(["a", "b", "a", "a"]) == 2
     assert duplicates([]) == 0
+
+
+def test_r6_hook_gives_every_request_its_own_client_address() -> None:
+    from types import SimpleNamespace
+
+    from stress.r6_hooks import before_call
+
+    from gravity_sms.api.auth import pick_ip
+
+    seen: set[str] = set()
+    for headers in ({"Authorization": "Bearer bad"}, None, {"X-Forwarded-For": "10.0.0.1"}, {}):
+        case = SimpleNamespace(headers=headers)
+        before_call(None, case, {})
+        assert case.headers is not None and "X-Forwarded-For" in case.headers
+        seen.add(pick_ip(case.headers["X-Forwarded-For"], "127.0.0.1"))
+    assert len(seen) == 4 and "127.0.0.1" not in seen
