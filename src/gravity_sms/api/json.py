@@ -22,9 +22,9 @@ def json_response(content: Any, status_code: int = 200, headers: dict[str, str] 
     return JSONResponse(content, status_code=status_code, headers=headers)
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object; anything else is `400 Invalid JSON body`."""
-    body = await request.body()
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Raw bytes as a JSON object; anything else is `400 Invalid JSON body` (the pure-ASGI hot
+    routes call this directly, the Starlette routes through `read_json`)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -32,6 +32,11 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationFailed("Invalid JSON body")
     return data
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object; anything else is `400 Invalid JSON body`."""
+    return parse_json_object(await request.body())
 
 
 async def read_optional_json(request: Request) -> dict[str, Any]:

@@ -10,14 +10,14 @@ group-commit writer — the 202 goes out only after the commit that holds the me
 
 from __future__ import annotations
 
-import orjson
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gravity_sms.api.auth import Authenticator, Presented
 from gravity_sms.api.exchange import encode_headers, header, read_body, respond, respond_error
+from gravity_sms.api.json import parse_json_object
 from gravity_sms.container import Gateway
-from gravity_sms.domain.errors import GravityError, ValidationFailed
+from gravity_sms.domain.errors import GravityError
 
 PATH = "/v1/sms/send"
 _REPLAYED = (b"idempotent-replayed", b"true")
@@ -36,13 +36,7 @@ class SendEndpoint:
         try:
             presented = Presented.from_scope(scope, auth.trust_proxy)
             ctx = await auth.admit(presented.ip, presented.key, rate_headers)
-            raw = await read_body(receive)
-            try:
-                data = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise ValidationFailed("Invalid JSON body") from None
-            if not isinstance(data, dict):
-                raise ValidationFailed("Invalid JSON body")
+            data = parse_json_object(await read_body(receive))
             result = await service.send(ctx, data, header(scope, b"idempotency-key"))
         except GravityError as exc:
             await respond_error(send, exc, rate_headers)
