@@ -162,7 +162,7 @@ def _wire_inbound(gw: Gateway) -> None:
         gw.broker,
         gw.clock,
         fanout=gw.dispatcher,
-        connections=lambda: getattr(gw, "connections", None),
+        connections=lambda: gw.connections,
     )
     # The dispatcher caches each tenant's targets: app and trigger changes made here drop the
     # entry at once, and the store asks it whether a new row needs a fan-out at all.
@@ -178,7 +178,7 @@ def _connection_workers(gw: Gateway) -> list[Worker]:
         return []
     from gravity_sms.delivery.scheduler import ConnectionScheduler
 
-    sink = getattr(gw, "inbound", None)
+    sink = gw.inbound
     return [ConnectionScheduler(gw.connections, gw.locks, gw.clock, sink=sink)]
 
 
@@ -203,8 +203,8 @@ def make_outbound_worker(
 
 def _outbound_workers(gw: Gateway) -> list[Worker]:
     """The outbound sender and delivery tracker, once the RingCentral connection is wired."""
-    connections = getattr(gw, "connections", None)
-    rc = getattr(gw, "rc", None)
+    connections = gw.connections
+    rc = gw.rc
     if connections is None or rc is None or gw.outbound_queue is None:
         return []
     from gravity_sms.delivery.tracker import DeliveryTracker

@@ -43,11 +43,10 @@ async def _announce(gw: Gateway, msg: Message, extension_id: str) -> None:
 
 
 async def _expiry_reminder(gw: Gateway, route: InboundRoute) -> None:
-    handler = getattr(getattr(gw, "connections", None), "handle_expiry_reminder", None)
-    if handler is None:
+    if gw.connections is None:
         return
     try:
-        await handler(route.subscription_id)
+        await gw.connections.handle_expiry_reminder(route.subscription_id)
     except Exception:
         log.exception("inbound.reminder_failed", subscription_id=route.subscription_id)
 
