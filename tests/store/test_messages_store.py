@@ -1,5 +1,6 @@
 """The message store on both databases: race-free inbound dedup, the fan-out outbox leases,
-retention in batches, and the delivery log's memory of attempted targets."""
+retention in batches, the delivery log's memory of attempted targets, and the listing's `total`
+(exact up to EXACT_COUNT_LIMIT, a background-refreshed count past it)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 
+from gravity_sms.domain.clock import ManualClock
 from gravity_sms.domain.fanout import Delivery
 from gravity_sms.domain.history import MessageQuery
 from gravity_sms.domain.ids import new_message_id
 from gravity_sms.domain.models import Message
 from gravity_sms.store import Database, SqlStore
+from gravity_sms.store.messages import COUNT_REFRESH_SECONDS, EXACT_COUNT_LIMIT, Conds, SqlMessageStore
 from gravity_sms.store.tables import delivery_log, messages
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -183,3 +186,91 @@ async def test_search_orders_newest_first_with_ties_by_id(database: Database) ->
     assert [m.id for m in items] == expected[2:4]
     items, total = await store.search(MessageQuery(tenant_id="tenant_b"))
     assert (items, total) == ([], 0)
+
+
+class CountingStore(SqlMessageStore):
+    """The real store, whose full counts (the slow ones) are counted and held until released."""
+
+    def __init__(self, db: Database, clock: ManualClock) -> None:
+        super().__init__(db, clock=clock)
+        self.full_counts = 0
+        self.release = asyncio.Event()
+
+    async def _count_all(self, conds: Conds) -> int:
+        self.full_counts += 1
+        await self.release.wait()
+        return await super()._count_all(conds)
+
+    async def total(self, **query: Any) -> int:
+        # The guard only turns a request that waits for a held count into a failure, not a hang.
+        _, total = await asyncio.wait_for(self.search(MessageQuery(tenant_id="tenant_a", **query)), 30)
+        return total
+
+
+async def bulk_inbound(db: Database, n: int, start: int = 0) -> None:
+    rows = [
+        {
+            "id": new_message_id(),
+            "tenant_id": "tenant_a",
+            "direction": "inbound",
+            "status": "received",
+            "from_number": "+15551234567",
+            "to_number": "+15559876543",
+            "body": "hi",
+            "created_at": T0 + timedelta(seconds=start + i),
+            "updated_at": T0 + timedelta(seconds=start + i),
+        }
+        for i in range(n)
+    ]
+    async with db.write() as c:
+        await c.execute(insert(messages), rows)
+
+
+async def test_a_large_total_is_counted_in_the_background_never_in_the_request(database: Database) -> None:
+    clock = ManualClock()
+    store = CountingStore(database, clock)
+    n = EXACT_COUNT_LIMIT + 5
+    await bulk_inbound(database, n)
+
+    # Never counted on this node: "more than the limit" at once, one full count starts.
+    assert await store.total(direction="inbound") == EXACT_COUNT_LIMIT + 1
+    assert await store.total(direction="inbound", page=2) == EXACT_COUNT_LIMIT + 1
+    assert store.full_counts == 1  # single flight: the second request did not start another
+    store.release.set()
+    await store.counts.settle()
+    assert await store.total(direction="inbound") == n  # exact once the count landed
+
+    # New rows: the fresh count is served without counting again ...
+    await bulk_inbound(database, 3, start=n)
+    assert await store.total(direction="inbound") == n
+    assert store.full_counts == 1
+    # ... and once it is due, served stale while one recount runs in the background.
+    clock.advance(COUNT_REFRESH_SECONDS)
+    store.release.clear()
+    assert await store.total(direction="inbound") == n
+    assert await store.total(direction="inbound", page=500) == n
+    assert store.full_counts == 2
+    store.release.set()
+    await store.counts.settle()
+    assert await store.total(direction="inbound") == n + 3
+    # The last page knows the total from its own rows.
+    assert await store.total(direction="inbound", page=(n + 3) // 20 + 1) == n + 3
+
+
+async def test_a_total_that_shrinks_under_the_limit_is_exact_again(database: Database) -> None:
+    clock = ManualClock()
+    store = CountingStore(database, clock)
+    store.release.set()
+    await bulk_inbound(database, EXACT_COUNT_LIMIT + 1)
+    await store.total()
+    await store.counts.settle()
+    assert await store.total() == EXACT_COUNT_LIMIT + 1
+    async with database.write() as c:
+        await c.execute(delete(messages).where(messages.c.created_at >= T0 + timedelta(seconds=30)))
+    clock.advance(COUNT_REFRESH_SECONDS)
+    assert await store.total() == EXACT_COUNT_LIMIT + 1  # stale for one more request
+    await store.counts.settle()
+    full_counts = store.full_counts
+    assert await store.total() == 30  # counted exactly in the request, a bounded count
+    assert await store.total(direction="outbound") == 0
+    assert store.full_counts == full_counts

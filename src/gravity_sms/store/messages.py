@@ -9,8 +9,10 @@ unused by inbound rows otherwise, say which dispatcher is delivering it until wh
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +21,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from gravity_sms.domain.clock import Clock, SystemClock
 from gravity_sms.domain.history import MessageQuery
 from gravity_sms.domain.ids import new_message_id
 from gravity_sms.domain.inbound import InboundRoute
@@ -28,15 +31,24 @@ from gravity_sms.store.group_commit import GroupCommit
 from gravity_sms.store.rows import RowWriter
 from gravity_sms.store.tables import messages, rc_extensions, rc_subscriptions, tenants
 
+# `total` of a listing (docs/api-notes.md): exact up to EXACT_COUNT_LIMIT matches; past it, the
+# last full count of the filter set, recounted in the background (LargeCounts).
 EXACT_COUNT_LIMIT = 10_000
-COUNT_CACHE_SECONDS = 10.0
+COUNT_REFRESH_SECONDS = 10.0
+# A full count that took t seconds is not repeated within COUNT_REFRESH_COST * t (a 1 s count of a
+# huge table: at most every 50 s), so recounts cost a filter set at most ~2 % of one connection.
+COUNT_REFRESH_COST = 50.0
 COUNT_CACHE_SIZE = 1024
+# Recounts waiting for a connection slot; a filter set past this many is recounted by a later request.
+COUNT_MAX_PENDING = 64
 # Inbound routes: how long a node trusts a cached subscription row that another node may change.
 ROUTE_CACHE_SECONDS = 1.0
 ROUTE_CACHE_SIZE = 4096
 # Outbound rows the sender still owns are never removed by retention.
 _LIVE_OUTBOUND = ("queued", "sending")
 _INBOUND_WHERE = text("direction = 'inbound'")
+
+log = logging.getLogger("gravity.store")
 
 
 def message_from_row(row: Any) -> Message:
@@ -78,13 +90,83 @@ def _filters(query: MessageQuery) -> list[ColumnElement[bool]]:
     return conds
 
 
+def _count_key(query: MessageQuery) -> tuple[Any, ...]:
+    """The filter set of a query: what its `total` depends on (not the page)."""
+    q = query
+    return (q.tenant_id, q.direction, q.status, q.from_number, q.to_number, q.start, q.end)
+
+
+Conds = list[ColumnElement[bool]]
+
+
+class LargeCounts:
+    """`total` past EXACT_COUNT_LIMIT: the last full count of each filter set, recounted in the
+    background, so that no request waits for a full count (~100 ms per half a million index
+    entries on both databases).
+
+    A request only reads this cache (`get`). A count due for a recount is still answered (stale
+    while revalidate) and starts one recount of its filter set (single flight); at most
+    `parallel` counts run at once, at most COUNT_MAX_PENDING wait for a slot, and the cache
+    holds the COUNT_CACHE_SIZE filter sets used most recently. Each node counts on its own.
+    """
+
+    def __init__(self, count: Callable[[Conds], Awaitable[int]], clock: Clock, *, parallel: int) -> None:
+        self._count = count
+        self.clock = clock
+        # filter set -> (count, monotonic time from which it is recounted), least recently used first
+        self._values: OrderedDict[tuple[Any, ...], tuple[int, float]] = OrderedDict()
+        self._pending: dict[tuple[Any, ...], asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(parallel)
+
+    def get(self, key: tuple[Any, ...], conds: Conds) -> int | None:
+        entry = self._values.get(key)
+        if entry is None:
+            return None
+        self._values.move_to_end(key)
+        if entry[1] <= self.clock.monotonic():
+            self.recount(key, conds)
+        return entry[0]
+
+    def recount(self, key: tuple[Any, ...], conds: Conds) -> None:
+        """Start a full count of `key` in the background unless one is already pending."""
+        if key in self._pending or len(self._pending) >= COUNT_MAX_PENDING:
+            return
+        task = asyncio.get_running_loop().create_task(self._recount(key, conds), name="listing-count")
+        self._pending[key] = task
+        task.add_done_callback(lambda _task: self._pending.pop(key, None))
+
+    async def _recount(self, key: tuple[Any, ...], conds: Conds) -> None:
+        async with self._slots:
+            started = self.clock.monotonic()
+            try:
+                value = await self._count(conds)
+            except Exception:
+                log.warning("listing.count_failed", exc_info=True)
+                if key in self._values:  # keep answering the old count; try again later
+                    self._values[key] = (self._values[key][0], self.clock.monotonic() + COUNT_REFRESH_SECONDS)
+                return
+            took = self.clock.monotonic() - started
+        if value <= EXACT_COUNT_LIMIT:
+            self._values.pop(key, None)  # small again: requests count it exactly
+            return
+        self._values[key] = (value, self.clock.monotonic() + max(COUNT_REFRESH_SECONDS, COUNT_REFRESH_COST * took))
+        self._values.move_to_end(key)
+        while len(self._values) > COUNT_CACHE_SIZE:
+            self._values.popitem(last=False)
+
+    async def settle(self) -> None:
+        """Wait for the counts in flight (tests, shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending.values()), return_exceptions=True)
+
+
 class SqlMessageStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, clock: Clock | None = None) -> None:
         self.db = db
         # Asked before each inbound insert (the runtime wires the dispatcher's answer): False
         # stores the row as already fanned out, so a tenant without targets costs no outbox write.
         self.fanout_needed: Callable[[Message], bool] = lambda _msg: True
-        self._counts: dict[tuple[Any, ...], tuple[float, int]] = {}
+        self.counts = LargeCounts(self._count_all, clock or SystemClock(), parallel=1 if db.is_sqlite else 2)
         # subscription id -> (route or None, database epoch when read, monotonic expiry)
         self._routes: dict[str, tuple[InboundRoute | None, int, float]] = {}
         self._inserts: GroupCommit[_NewInbound, Message | None] = GroupCommit(
@@ -232,51 +314,47 @@ class SqlMessageStore:
         """
         conds = _filters(query)
         c = messages.c
+        offset = (query.page - 1) * query.limit
         ids = (
             select(c.id, c.created_at)
             .where(*conds)
             .order_by(c.created_at.desc(), c.id.desc())
             .limit(query.limit)
-            .offset((query.page - 1) * query.limit)
+            .offset(offset)
             .subquery("page_ids")
         )
         page = select(messages).join(ids, c.id == ids.c.id).order_by(ids.c.created_at.desc(), ids.c.id.desc())
         async with self.db.read() as conn:
             rows = (await conn.execute(page)).all()
-            if query.page == 1 and len(rows) < query.limit:
-                total = len(rows)  # the whole result is on this page: no count needed
-            else:
-                total = await self._total(conn, query, conds)
+            total = await self._total(conn, query, conds, offset, len(rows))
         return [message_from_row(r) for r in rows], total
 
-    async def _total(self, conn: Any, query: MessageQuery, conds: list[ColumnElement[bool]]) -> int:
-        """Exact up to EXACT_COUNT_LIMIT rows (a bounded index scan, a few ms); past it, an
-        exact count cached for COUNT_CACHE_SECONDS, because counting half a million index
-        entries costs ~100 ms on both databases (docs/webhooks.md, query plans)."""
-        capped = select(func.count()).select_from(
-            select(messages.c.id).where(*conds).limit(EXACT_COUNT_LIMIT + 1).subquery()
-        )
-        total = int((await conn.execute(capped)).scalar_one())
-        if total <= EXACT_COUNT_LIMIT:
-            return total
-        key = (
-            query.tenant_id,
-            query.direction,
-            query.status,
-            query.from_number,
-            query.to_number,
-            query.start,
-            query.end,
-        )
-        now = time.monotonic()
-        cached = self._counts.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        total = int((await conn.execute(select(func.count()).select_from(messages).where(*conds))).scalar_one())
-        if len(self._counts) >= COUNT_CACHE_SIZE:
-            self._counts.clear()
-        self._counts[key] = (now + COUNT_CACHE_SECONDS, total)
-        return total
+    async def _total(self, conn: Any, query: MessageQuery, conds: Conds, offset: int, found: int) -> int:
+        """Exact up to EXACT_COUNT_LIMIT matches; past it, the cached full count (LargeCounts),
+        never counted inside the request (docs/api-notes.md, "Message history")."""
+        if 0 < found < query.limit or (found == 0 and offset == 0):
+            return offset + found  # the last page is this one: no count needed
+        key = _count_key(query)
+        cached = self.counts.get(key, conds)
+        if cached is not None:
+            return max(cached, offset + found)
+        if offset + found <= EXACT_COUNT_LIMIT:
+            # A bounded index scan (a few ms), exact for every result that fits under the limit.
+            capped = select(func.count()).select_from(
+                select(messages.c.id).where(*conds).limit(EXACT_COUNT_LIMIT + 1).subquery()
+            )
+            total = int((await conn.execute(capped)).scalar_one())
+            if total <= EXACT_COUNT_LIMIT:
+                return total
+        # A large result never counted on this node: "more than EXACT_COUNT_LIMIT" until the
+        # background count lands (for a page past the limit, at least the rows up to this page).
+        self.counts.recount(key, conds)
+        return max(EXACT_COUNT_LIMIT + 1, offset + found)
+
+    async def _count_all(self, conds: Conds) -> int:
+        """The full count LargeCounts runs off the request path."""
+        async with self.db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(messages).where(*conds))).scalar_one())
 
     # --- fan-out outbox -----------------------------------------------------------------------
     async def claim_fanout(
