@@ -163,6 +163,8 @@ async def gateway(
 ) -> AsyncIterator[Any]:
     gw = await build_gateway(settings, clock=clock, db=database, resolver=resolver)
     yield gw
+    if gw.dispatcher is not None:
+        await gw.dispatcher.close()  # its webhook client's keep-alive connections
 
 
 @pytest.fixture
@@ -201,6 +203,8 @@ async def client_for(
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
         yield gw, c
     await rt.app.state.auth.drain()
+    if gw.dispatcher is not None:
+        await gw.dispatcher.close()
 
 
 @dataclass

@@ -141,8 +141,10 @@ class Receiver:
     mode: str = "ok"
     redirect_to: str = "http://127.0.0.1:9/elsewhere"
     hang_seconds: float = 30.0
+    slow_seconds: float = 0.1
     received: list[Received] = field(default_factory=list)
     answered: int = 0
+    connections: int = 0
     port: int = 0
     _server: asyncio.Server | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -177,6 +179,7 @@ class Receiver:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -205,6 +208,8 @@ class Receiver:
             return False
         if mode == "close":
             return False
+        if mode == "slow-ok":
+            await asyncio.sleep(self.slow_seconds)
         if mode == "huge":
             size = 10 * 1024 * 1024
             writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nContent-Type: text/plain\r\n\r\n".encode())

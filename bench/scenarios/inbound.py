@@ -12,6 +12,7 @@ p99 and the gateway's memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import threading
 import time
@@ -23,7 +24,7 @@ from bench.loadgen import open_loop, percentile
 from bench.procs import CpuMeter
 from bench.report import Outcome
 from bench.scenarios.api import EXT1, NUMBER1, connected_stack
-from bench.scenarios.common import Ctx, event_body, ms, verdict
+from bench.scenarios.common import Ctx, event_body, ms, profiled, verdict
 from bench.stack import NotAvailable, Stack, wait_until
 
 APPS = ("a0", "a1", "a2")
@@ -110,7 +111,9 @@ class RssSampler:
         self._thread.join()
 
 
-def _fanout_run(ctx: Ctx, name: str, *, hanging: bool, rate: float | None = None) -> dict[str, Any]:
+def _fanout_run(
+    ctx: Ctx, name: str, *, hanging: bool, rate: float | None = None, out: Outcome | None = None
+) -> dict[str, Any]:
     default_rate, duration = _rate_duration(ctx)
     rate = rate or default_rate
     paths = [f"/hook/{a}" for a in APPS] + (["/hang/h"] if hanging else [])
@@ -125,7 +128,8 @@ def _fanout_run(ctx: Ctx, name: str, *, hanging: bool, rate: float | None = None
         httpx.delete(f"{receiver.url}/_dump", timeout=10)
         body = event_body(sub, EXT1, NUMBER1)
         meter = CpuMeter({"gateway": node.proc.pid, "receiver": receiver.proc.pid})
-        with RssSampler(lambda: node.proc.pid) as rss:
+        probe = profiled(ctx, out, node.proc.pid, duration) if out is not None else contextlib.nullcontext()
+        with RssSampler(lambda: node.proc.pid) as rss, probe:
             run, gen_cpu = _generate(
                 f"{node.url}/v1/webhooks/ringcentral", rate, duration, body, {"Verification-Token": token}
             )
@@ -157,7 +161,7 @@ def _fill(out: Outcome, result: dict[str, Any], direct: dict[str, Any]) -> None:
     out.baseline = f"direct to receiver: p50 {ms(direct['p50'])}, p99 {ms(direct['p99'])}"
     out.ratio = round(result["p99"] / direct["p99"], 2) if direct["p99"] else None
     out.curves = {"gateway → 3 apps": result["curve"], "direct to receiver": direct["curve"]}
-    out.metrics = {k: v for k, v in result.items() if k != "curve"} | {
+    out.metrics |= {k: v for k, v in result.items() if k != "curve"} | {
         "direct": {k: v for k, v in direct.items() if k != "curve"}
     }
     if result["received"] < result["expected"]:
@@ -170,7 +174,7 @@ def b3_fanout(ctx: Ctx) -> Outcome:
     rate, _ = _rate_duration(ctx)
     out = Outcome("B3", f"inbound → 3 app webhooks at {rate:.0f} events/s", "p50 ≤ 20 ms, p99 ≤ 100 ms end to end")
     direct = _direct_baseline(ctx)
-    result = _fanout_run(ctx, "b3", hanging=False)
+    result = _fanout_run(ctx, "b3", hanging=False, out=out)
     ctx.cache["b3"] = result
     _fill(out, result, direct)
     complete = result["received"] == result["expected"] and result["non_2xx"] == 0 and result["errors"] == 0

@@ -17,7 +17,6 @@ from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gravity_sms.delivery.dispatcher import OVERLOADED, WebhookDispatcher
-from gravity_sms.delivery.webhook_client import WebhookClient, pin
 from gravity_sms.domain.clock import ManualClock
 from gravity_sms.domain.fanout import inbound_event, trigger_payload
 from gravity_sms.domain.provider import RcMessage
@@ -211,17 +210,35 @@ async def test_a_hanging_receiver_does_not_delay_another(
     await task
 
 
-async def test_an_endpoint_over_its_share_fails_fast(
+async def test_an_endpoint_over_its_share_waits_its_turn_for_a_bounded_time(
     gateway: Any, clock: ManualClock, tenant_a: Actor, receivers: list[Receiver]
 ) -> None:
     hang = await receiver(receivers, "hang")
     await app_with_hook(gateway, tenant_a.tenant_id, hang.url)
     gateway.dispatcher.per_endpoint = 1
+    gateway.dispatcher.queue_wait = 0.2
     await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("1"))
     await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("2"))
     await gateway.dispatcher.run_until_idle()
     errors = sorted(r.error for r in await log_rows(gateway))
     assert errors == sorted([OVERLOADED, "Timed out after 1s"])
+    assert len(hang.received) == 1  # the second never reached the hanging endpoint
+
+
+async def test_a_burst_to_a_slow_endpoint_queues_instead_of_failing(
+    gateway: Any, tenant_a: Actor, receivers: list[Receiver]
+) -> None:
+    slow = await receiver(receivers, "slow-ok")
+    slow.slow_seconds = 0.05
+    await app_with_hook(gateway, tenant_a.tenant_id, slow.url)
+    gateway.dispatcher.per_endpoint = 2
+    for i in range(6):
+        await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms(str(i)))
+    await gateway.dispatcher.run_until_idle()
+    rows = await log_rows(gateway)
+    assert len(rows) == 6 and all(r.success for r in rows), [r.error for r in rows]
+    assert len(slow.received) == 6 and slow.connections <= 2  # never more than its share at once
+    assert gateway.dispatcher._endpoints == {}  # nothing left behind once the line is empty
 
 
 # --- the outbox: crash and drain ---------------------------------------------------------------
@@ -316,37 +333,6 @@ async def test_rebound_dns_is_refused_at_delivery(
         (row,) = await log_rows(gw)
         assert not row.success and row.status_code is None
         assert row.error == "Webhook URL resolves to a private or internal address"
-
-
-def test_pinning_keeps_host_and_sni() -> None:
-    pinned = pin("https://user@hooks.example.com:8443/a?b=1", "93.184.216.34")
-    assert pinned.url == "https://user@93.184.216.34:8443/a?b=1" or pinned.url == "https://93.184.216.34:8443/a?b=1"
-    assert pinned.host_header == "hooks.example.com:8443"
-    assert pinned.sni_hostname == "hooks.example.com"
-    v6 = pin("http://dual.example.com/x", "2606:2800:220:1:248:1893:25c8:1946")
-    assert v6.url == "http://[2606:2800:220:1:248:1893:25c8:1946]/x"
-    assert v6.sni_hostname is None
-
-
-async def test_pinned_request_goes_to_the_checked_address() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(204)
-
-    client = WebhookClient(
-        timeout=1,
-        block_private=True,
-        user_agent="t",
-        resolver=FakeResolver(),
-        transport=httpx.MockTransport(handler),
-    )
-    attempt = await client.post("http://hooks.example.com/h", b"{}", {})
-    await client.close()
-    assert attempt.success
-    assert seen[0].url.host == "93.184.216.34"
-    assert seen[0].headers["host"] == "hooks.example.com"
 
 
 # --- test-webhook and the delivery log API ------------------------------------------------------

@@ -1,7 +1,8 @@
 """The inbound fan-out worker: every stored inbound message to every app webhook and trigger.
 
 Owns when and how often deliveries happen (api.md §6.2): once per target, concurrently, under
-a global bound and a per-endpoint bound, never retried, each attempt written to the delivery log.
+a global bound and a per-endpoint bound (past it a delivery waits its endpoint's turn, at most
+`queue_wait`), never retried, each attempt written to the delivery log.
 
 Durability: `messages.fanout_pending` is the outbox. A message accepted on this node is stamped
 with this dispatcher's lease at insert and handed over in memory (`submit`); it is marked done
@@ -17,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections import Counter, OrderedDict
+import time
+from collections import OrderedDict
 from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -50,6 +52,16 @@ GRACE_SECONDS = 2.0
 OVERLOADED = "Too many deliveries in flight to this endpoint"
 # Messages stored as already fanned out (their tenant had no target), awaiting their `submit`.
 SETTLED_SIZE = 4096
+
+
+class _Endpoint:
+    """Deliveries to one URL: at most `per_endpoint` in flight, the rest wait their turn."""
+
+    __slots__ = ("slots", "users")
+
+    def __init__(self, size: int) -> None:
+        self.slots = asyncio.Semaphore(size)
+        self.users = 0
 
 
 class OutboxStore(Protocol):
@@ -94,6 +106,7 @@ class WebhookDispatcher:
         per_endpoint: int = 100,
         scan_interval: float = SCAN_INTERVAL,
         grace_seconds: float = GRACE_SECONDS,
+        queue_wait: float | None = None,
     ) -> None:
         self.outbox = outbox
         self.log_store = log_store
@@ -108,7 +121,9 @@ class WebhookDispatcher:
         self.lease_seconds = client.timeout * 2 + 5
         self.per_endpoint = per_endpoint
         self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight_by_url: Counter[str] = Counter()
+        # Waiting for a slot to one endpoint counts against no one else; bounded in time.
+        self.queue_wait = client.timeout if queue_wait is None else queue_wait
+        self._endpoints: dict[str, _Endpoint] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
         self._running = False
@@ -248,18 +263,33 @@ class WebhookDispatcher:
         }
 
     async def _attempt(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
-        if self._in_flight_by_url[url] >= self.per_endpoint:
-            # A hanging endpoint may not take every slot (api.md §6.2: one slow endpoint never
-            # delays the others); past its share, its deliveries fail at once, unretried.
-            return Attempt(None, OVERLOADED, 0)
-        self._in_flight_by_url[url] += 1
+        endpoint = self._endpoints.get(url)
+        if endpoint is None:
+            endpoint = self._endpoints[url] = _Endpoint(self.per_endpoint)
+        endpoint.users += 1
         try:
-            async with self._slots:
-                return await self.client.post(url, body, headers)
+            if endpoint.slots.locked():
+                # A burst, or a slow endpoint: wait in its own line, at most `queue_wait`.
+                # A hanging endpoint never takes more than its share of the global slots
+                # (api.md §6.2: one slow endpoint never delays the others); what cannot get
+                # a slot in time fails, unretried, instead of piling up without bound.
+                started = time.perf_counter()
+                try:
+                    async with asyncio.timeout(self.queue_wait):
+                        await endpoint.slots.acquire()
+                except TimeoutError:
+                    return Attempt(None, OVERLOADED, int((time.perf_counter() - started) * 1000))
+            else:
+                await endpoint.slots.acquire()
+            try:
+                async with self._slots:
+                    return await self.client.post(url, body, headers)
+            finally:
+                endpoint.slots.release()
         finally:
-            self._in_flight_by_url[url] -= 1
-            if not self._in_flight_by_url[url]:
-                del self._in_flight_by_url[url]
+            endpoint.users -= 1
+            if not endpoint.users:
+                del self._endpoints[url]
 
     async def _deliver(self, tenant_id: str, message_id: str, target: Target, body: bytes) -> Delivery:
         webhook_id = message_id if message_id != TEST_MESSAGE_ID else "test_" + secrets.token_hex(8)
