@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gravity_sms.api.app import create_app
+from gravity_sms.api.ws import FanoutProtocol
 from gravity_sms.api.ws_hub import ConnectionHub
 from gravity_sms.broker.memory import (
     MemoryBroker,
@@ -301,8 +302,9 @@ async def prepare_database(gw: Gateway) -> None:
 
 def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
     """The server stack. WebSockets: the sans-I/O `websockets` protocol (no tasks of its own per
-    connection) without per-message deflate (a zlib context per socket costs ~100+ KB), and small
-    inbound frames (clients only send auth); see docs/websocket.md for the measured figures."""
+    connection) with the hub's direct frame writes (`FanoutProtocol`), without per-message deflate
+    (a zlib context per socket costs ~100+ KB), and small inbound frames (clients only send auth);
+    see docs/websocket.md for the measured figures."""
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -312,7 +314,7 @@ def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
         proxy_headers=settings.trust_proxy,
         access_log=False,
         timeout_graceful_shutdown=int(DRAIN_SECONDS),
-        ws="websockets-sansio",
+        ws=FanoutProtocol,
         ws_per_message_deflate=False,
         ws_max_size=64 * 1024,
         ws_ping_interval=60.0,

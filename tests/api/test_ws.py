@@ -19,7 +19,10 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
+from gravity_sms.api.ws_hub import encode_text_frame
 from gravity_sms.domain.clock import ManualClock
 from gravity_sms.runtime import GatewayServer, Runtime, uvicorn_config
 from gravity_sms.settings import Settings
@@ -44,9 +47,14 @@ class Live:
 
 
 @pytest.fixture
-async def live(runtime: Runtime, settings: Settings) -> AsyncIterator[Live]:
+async def live(request: pytest.FixtureRequest, runtime: Runtime, settings: Settings) -> AsyncIterator[Live]:
+    """The production server; `indirect` param "queued": plain uvicorn sans-I/O protocol, so the hub
+    falls back to its writer-task queue (no direct frame writes offered)."""
     port = free_port()
-    server = GatewayServer(uvicorn_config(runtime.app, settings.model_copy(update={"port": port})), runtime)
+    config = uvicorn_config(runtime.app, settings.model_copy(update={"port": port}))
+    if getattr(request, "param", "direct") == "queued":
+        config.ws = "websockets-sansio"
+    server = GatewayServer(config, runtime)
     task = asyncio.create_task(server.serve())
     for _ in range(500):
         if server.started:
@@ -211,6 +219,7 @@ async def test_a_connection_is_closed_when_its_tenant_is_suspended(
 
 
 # --- scoping -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("live", ["direct", "queued"], indirect=True)
 async def test_events_are_scoped_to_tenant_app_and_admin(
     live: Live, tenant_a: Actor, tenant_b: Actor, admin: Actor
 ) -> None:
@@ -291,8 +300,10 @@ async def test_default_ping_interval_is_30s(live: Live) -> None:
     assert live.gw.ws_hub.auth_timeout == 10.0
 
 
+@pytest.mark.parametrize("live", ["direct", "queued"], indirect=True)
 async def test_slow_reader_is_closed_1013_while_a_fast_reader_keeps_receiving(live: Live, tenant_a: Actor) -> None:
-    live.gw.ws_hub.buffer = 8
+    live.gw.ws_hub.buffer_bytes = 64 * 1024  # direct writes: 8 frames of 8 KB beyond what the kernel took
+    live.gw.ws_hub.buffer = 8  # queued: 8 frames
     port = int(live.url.split(":")[2].split("/")[0])
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -338,3 +349,51 @@ async def test_graceful_shutdown_closes_with_1001(live: Live, tenant_a: Actor) -
     live.server.should_exit = True
     await asyncio.wait_for(ws.wait_closed(), WAIT)
     assert ws.close_code == 1001
+
+
+# --- direct frame writes -----------------------------------------------------------------------
+@pytest.mark.parametrize("size", [0, 100, 126, 70_000])  # the 7-bit, 16-bit and 64-bit length forms
+def test_frames_encoded_once_are_what_the_protocol_would_send(size: int) -> None:
+    text = '{"type":"sms_inbound","body":"' + "é" * (size // 2) + '"}'
+    conn = ServerProtocol(state=State.OPEN)
+    conn.send_text(text.encode())
+    assert encode_text_frame(text) == b"".join(conn.data_to_send())
+
+
+@pytest.mark.parametrize("live", ["direct", "queued"], indirect=True)
+async def test_the_production_server_offers_direct_writes(
+    live: Live, tenant_a: Actor, request: pytest.FixtureRequest
+) -> None:
+    ws1 = await authed(live, apiKey=tenant_a.key)
+    ws2 = await authed(live, apiKey=tenant_a.key)
+    direct = request.node.callspec.params["live"] == "direct"
+    subs = list(live.gw.ws_hub._all)
+    assert len(subs) == 2
+    assert all((sub.write is not None) is direct for sub in subs)
+    big = inbound(tenant_a.tenant_id, 7, "é" * 40_000)  # a frame with a 64-bit length
+    await live.gw.broker.publish(CHANNEL, inbound(tenant_a.tenant_id, 6))
+    await live.gw.broker.publish(CHANNEL, big)
+    for ws in (ws1, ws2):
+        assert await next_event(ws) == inbound(tenant_a.tenant_id, 6)
+        assert await next_event(ws) == big
+    await ws1.close()
+    # A socket that closed is skipped (not an overflow) while the other keeps receiving.
+    for _ in range(200):
+        if live.gw.ws_hub.connections == 1:
+            break
+        await asyncio.sleep(0.01)
+    await live.gw.broker.publish(CHANNEL, inbound(tenant_a.tenant_id, 8))
+    assert await next_event(ws2) == inbound(tenant_a.tenant_id, 8)
+    await ws2.close()
+
+
+async def test_a_write_after_the_peer_vanished_reports_a_closed_socket(live: Live, tenant_a: Actor) -> None:
+    ws = await authed(live, apiKey=tenant_a.key)
+    (sub,) = live.gw.ws_hub._all
+    assert sub.write is not None
+    ws.transport.abort()  # no close frame: the server learns of it from the socket
+    for _ in range(200):
+        if sub.write(encode_text_frame("{}")) == -1:
+            break
+        await asyncio.sleep(0.01)
+    assert sub.write(encode_text_frame("{}")) == -1

@@ -5,6 +5,13 @@ and brute-force machinery as HTTP, or a single-use `wst_` token), the exact `aut
 and close 1008, the 10 s auth deadline, then handing the socket to the node's `ConnectionHub`
 (which writes events and pings) while this module reads and ignores what the client sends.
 Never logs a key or a token.
+
+`FanoutProtocol` is the uvicorn WebSocket protocol the gateway serves with: uvicorn's sans-I/O
+`websockets` protocol plus one ASGI scope extension, `gravity.ws.fanout`, whose `write` puts a
+frame the hub serialised once per broadcast straight onto the socket, without awaiting and
+without the per-frame ASGI/Starlette/`websockets` encoding path (docs/websocket.md has the
+figures). Handshake, auth replies, pings from the protocol, inbound frames and every close still
+go through ASGI.
 """
 
 from __future__ import annotations
@@ -16,10 +23,20 @@ from typing import Any
 import orjson
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+from websockets.protocol import State
 
 from gravity_sms.api.auth import Authenticator, client_ip
 from gravity_sms.api.routes import ws_token
-from gravity_sms.api.ws_hub import CLOSE_GOING_AWAY, CLOSE_POLICY, TENANT_INACTIVE, ConnectionHub, Subscriber
+from gravity_sms.api.ws_hub import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    TENANT_INACTIVE,
+    ConnectionHub,
+    Subscriber,
+    WriteFrame,
+)
 from gravity_sms.container import Gateway
 from gravity_sms.domain.errors import TooManyRequests
 from gravity_sms.domain.ids import WS_TOKEN_RE
@@ -27,6 +44,7 @@ from gravity_sms.domain.models import AuthContext
 from gravity_sms.telemetry import get_logger
 
 CLOSE_INTERNAL = 1011
+FANOUT_EXTENSION = "gravity.ws.fanout"
 
 log = get_logger("gravity.ws")
 
@@ -35,6 +53,37 @@ class AuthRefused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class FanoutProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O `websockets` protocol that also offers pre-encoded frame writes.
+
+    The scope of an accepted upgrade carries `extensions["gravity.ws.fanout"] = {"write": fn}`
+    where `fn(frame) -> int` writes one complete, unmasked, uncompressed frame (as
+    `ws_hub.encode_text_frame` builds it) and returns the bytes the transport still holds for
+    this socket, or -1 when the socket is closing or closed (nothing written). Offered only
+    when no extension (per-message deflate) was negotiated, since such frames would differ per
+    connection. `transport.write` takes whole frames, so these never interleave with the frames
+    the protocol itself writes (pong, keepalive ping, close).
+    """
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # absent when the handshake was refused
+        if scope is not None and not self.conn.extensions:
+            scope["extensions"][FANOUT_EXTENSION] = {"write": self.write_frame}
+
+    def write_frame(self, frame: bytes) -> int:
+        if self.close_sent or self.disconnected or self.conn.state is not State.OPEN or self.transport.is_closing():
+            return -1
+        self.transport.write(frame)
+        return self.transport.get_write_buffer_size()
+
+
+def fanout_writer(websocket: WebSocket) -> WriteFrame | None:
+    """The connection's direct frame writer, when the server offers one (`FanoutProtocol`)."""
+    offered = websocket.scope.get("extensions", {}).get(FANOUT_EXTENSION)
+    return offered.get("write") if isinstance(offered, dict) else None
 
 
 async def _from_token(gw: Gateway, token: object) -> AuthContext:
@@ -130,7 +179,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         return
 
     await hub.ready()
-    sub: Subscriber = hub.subscriber(ctx.app_id, ctx.tenant_id, ctx.is_admin)
+    sub: Subscriber = hub.subscriber(ctx.app_id, ctx.tenant_id, ctx.is_admin, fanout_writer(websocket))
     try:
         await _send_json(websocket, {"type": "auth_ok", "appId": ctx.app_id, "tenantId": ctx.tenant_id})
     except Exception:

@@ -2,15 +2,22 @@
 
 The hub owns ONE broker subscription per node (channel `gravity.events`; Redis pub/sub in a cluster)
 and indexes the node's authenticated connections by tenant, by app, and admins. Each event is
-serialised once per fan-out and offered to every target's bounded send buffer without awaiting,
-so one slow client never delays another; a client whose buffer overflows is closed with 1013.
+serialised once per fan-out, JSON and WebSocket frame alike, and handed to every target without
+awaiting, so one slow client never delays another:
+
+- on the gateway's server (`api.ws.FanoutProtocol`) a connection has a direct `write`: the frame
+  bytes go straight to its socket; the send buffer is the transport's, bounded by `buffer_bytes`;
+- otherwise (another ASGI server) a writer task per connection drains a queue of `buffer` frames.
+
+A client whose buffer overflows is closed with 1013. Closes always go through the writer task.
 
 It also sends the `{"type": "ping"}` frame every `ping_interval` seconds, and on the same tick
 closes the connections of tenants that are no longer active (a suspension reaches live sockets
 within one ping interval; new connections are refused at auth at once).
 
-It knows nothing of Starlette or uvicorn: a connection is a pair of send/close callables
-(`gravity_sms.api.ws` adapts the ASGI WebSocket). It must not read or write messages itself.
+It knows nothing of Starlette or uvicorn: a connection is a pair of send/close callables plus the
+optional direct `write` (`gravity_sms.api.ws` adapts the ASGI WebSocket). It must not read
+messages itself.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from itertools import chain
 from typing import Any, Final
 
 import orjson
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
 
 from gravity_sms.domain.ports import Broker
 from gravity_sms.domain.tenants import TenantStore
@@ -48,30 +57,66 @@ class _Close:
         self.reason = reason
 
 
+def encode_text_frame(text: str) -> bytes:
+    """One complete server-to-client text frame (unmasked, no extension), by `websockets`' codec."""
+    return WsFrame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+
+
+class Outgoing:
+    """One message for many connections: its text, and its wire frame encoded on first use."""
+
+    __slots__ = ("_wire", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = encode_text_frame(self.text)
+        return self._wire
+
+
 Frame = str | _Close
 SendText = Callable[[str], Awaitable[None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
+WriteFrame = Callable[[bytes], int]
+"""Write one encoded frame now; returns the bytes still buffered for the socket, -1 if closed."""
 
 
 class Subscriber:
     """One authenticated connection: who it is, and its bounded send buffer."""
 
-    __slots__ = ("app_id", "closing", "is_admin", "queue", "tenant_id", "writer")
+    __slots__ = ("app_id", "buffer_bytes", "closing", "is_admin", "queue", "tenant_id", "write", "writer")
 
-    def __init__(self, app_id: str, tenant_id: str, is_admin: bool, buffer: int) -> None:
+    def __init__(
+        self,
+        app_id: str,
+        tenant_id: str,
+        is_admin: bool,
+        buffer: int,
+        write: WriteFrame | None = None,
+        buffer_bytes: int = 0,
+    ) -> None:
         self.app_id = app_id
         self.tenant_id = tenant_id
         self.is_admin = is_admin
         self.queue: asyncio.Queue[Frame] = asyncio.Queue(buffer)
+        self.write = write
+        self.buffer_bytes = buffer_bytes
         self.closing = False
         self.writer: asyncio.Task[None] | None = None
 
-    def offer(self, frame: str) -> bool:
-        """Queue a frame without waiting; False when the buffer is full (a slow reader)."""
+    def offer(self, out: Outgoing) -> bool:
+        """Send or queue a frame without waiting; False when the buffer overflowed (a slow reader)."""
         if self.closing:
             return True
+        if self.write is not None:
+            # A closed socket (-1) is not an overflow: its endpoint is already unregistering it.
+            return self.write(out.wire) <= self.buffer_bytes
         try:
-            self.queue.put_nowait(frame)
+            self.queue.put_nowait(out.text)
         except asyncio.QueueFull:
             return False
         return True
@@ -96,6 +141,7 @@ class ConnectionHub:
         metrics: Metrics,
         *,
         buffer: int = 256,
+        buffer_bytes: int = 256 * 1024,
         ping_interval: float = 30.0,
         auth_timeout: float = 10.0,
         close_grace: float = 10.0,
@@ -104,6 +150,7 @@ class ConnectionHub:
         self.tenants = tenants
         self.metrics = metrics
         self.buffer = buffer
+        self.buffer_bytes = buffer_bytes
         self.ping_interval = ping_interval
         self.auth_timeout = auth_timeout
         self.close_grace = close_grace
@@ -146,8 +193,9 @@ class ConnectionHub:
         self._tasks = []
 
     # --- connections ---------------------------------------------------------------------------
-    def subscriber(self, app_id: str, tenant_id: str, is_admin: bool) -> Subscriber:
-        return Subscriber(app_id, tenant_id, is_admin, self.buffer)
+    def subscriber(self, app_id: str, tenant_id: str, is_admin: bool, write: WriteFrame | None = None) -> Subscriber:
+        """A connection's subscription; with `write`, frames go straight to its socket."""
+        return Subscriber(app_id, tenant_id, is_admin, self.buffer, write, self.buffer_bytes)
 
     def register(self, sub: Subscriber) -> None:
         self._all.add(sub)
@@ -176,7 +224,8 @@ class ConnectionHub:
         return len(self._all)
 
     async def serve(self, sub: Subscriber, send_text: SendText, close: CloseSocket) -> None:
-        """Write `sub`'s buffer to its socket until a close frame (or the socket fails)."""
+        """Write `sub`'s queue to its socket until a close frame (or the socket fails). With a
+        direct `write` only the close ever arrives here."""
         while True:
             frame = await sub.queue.get()
             if isinstance(frame, _Close):
@@ -198,24 +247,25 @@ class ConnectionHub:
     def dispatch(self, event: dict[str, Any]) -> int:
         """Fan one event out to this node's connections; returns how many got it."""
         targets = self.targets(event)
-        frame: str | None = None
+        out: Outgoing | None = None
         sent = 0
         for sub in targets:
-            if frame is None:
-                frame = orjson.dumps(event).decode()  # once per fan-out, not per connection
-            if sub.offer(frame):
+            if out is None:
+                out = Outgoing(orjson.dumps(event).decode())  # once per fan-out, not per connection
+            if sub.offer(out):
                 sent += 1
             else:
                 self._overflow(sub)
         return sent
 
     def broadcast(self, frame: str) -> None:
+        out = Outgoing(frame)
         for sub in tuple(self._all):
-            if not sub.offer(frame):
+            if not sub.offer(out):
                 self._overflow(sub)
 
     def _overflow(self, sub: Subscriber) -> None:
-        log.warning("ws.slow_reader_closed", app_id=sub.app_id, tenant_id=sub.tenant_id, buffer=self.buffer)
+        log.warning("ws.slow_reader_closed", app_id=sub.app_id, tenant_id=sub.tenant_id)
         sub.close(CLOSE_TRY_AGAIN, "Send buffer overflow")
         # If the socket cannot even take the close frame in time, give up on it.
         writer = sub.writer
