@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -397,3 +397,35 @@ async def test_a_write_after_the_peer_vanished_reports_a_closed_socket(live: Liv
             break
         await asyncio.sleep(0.01)
     assert sub.write(encode_text_frame("{}")) == -1
+
+
+async def test_a_large_fan_out_yields_to_the_loop_between_slices(live: Live, tenant_a: Actor) -> None:
+    hub = live.gw.ws_hub
+    hub.slice_size = 2
+    trace: list[str] = []
+
+    def writer(name: str) -> Callable[[bytes], int]:
+        def write(frame: bytes) -> int:
+            assert frame == encode_text_frame(orjson.dumps(inbound(tenant_a.tenant_id)).decode())
+            trace.append(name)
+            return 0
+
+        return write
+
+    subs = [hub.subscriber(tenant_a.app_id, tenant_a.tenant_id, False, writer(f"socket {i}")) for i in range(5)]
+    for sub in subs:
+        hub.register(sub)
+
+    async def other_work() -> None:
+        trace.append("other")
+
+    try:
+        fan_out = asyncio.create_task(hub.dispatch(inbound(tenant_a.tenant_id)))
+        other = asyncio.create_task(other_work())
+        assert await fan_out == 5
+        await other
+    finally:
+        for sub in subs:
+            hub.unregister(sub)
+    assert len(trace) == 6
+    assert trace.index("other") == 2  # after the first slice, not after all five sockets
