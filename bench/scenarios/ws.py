@@ -1,7 +1,9 @@
 """B5: N authenticated WebSocket connections on one node, one broadcast per second.
 
-Client processes (`websockets`, asyncio) open the connections, authenticate with the app's
-API key, then record when each `sms_inbound` event arrives. The harness plays RingCentral:
+Client processes (uvloop) open the connections and authenticate with the app's API key through
+`websockets`, then hand each socket to `_FrameReader`, which records when each `sms_inbound`
+event arrives without decoding or parsing it (the generator must stay cheaper than the gateway:
+the report gives both processes' CPU per frame over the broadcast window). The harness plays RingCentral:
 one instant-SMS event per second into the webhook; the gateway publishes it to every
 connection of the tenant. Fan-out latency = arrival minus the event's send time (shared
 CLOCK_MONOTONIC). RSS per connection = (node RSS with N idle connections - before) / N.
