@@ -82,6 +82,34 @@ async def test_message_id_collision_is_retried(database: Database) -> None:
     assert second is not None and second.id != first.id
 
 
+async def test_a_collision_in_a_shared_batch_fails_no_neighbour(database: Database) -> None:
+    store = SqlStore(database).messages
+    first = await store.insert_inbound(inbound("rc-1"), lease_owner=None, lease_seconds=0)
+    assert first is not None
+    clash = Message(**{**{f: getattr(inbound("rc-3"), f) for f in Message.__dataclass_fields__}, "id": first.id})
+    results = await asyncio.gather(
+        *(
+            store.insert_inbound(m, lease_owner=None, lease_seconds=0)
+            for m in (inbound("rc-2"), clash, inbound("rc-4"), inbound("rc-1"))
+        )
+    )
+    assert [r is not None for r in results] == [True, True, True, False]  # rc-1 is a duplicate
+    assert results[1] is not None and results[1].id != first.id
+    assert await count(database) == 4
+
+
+async def test_message_writes_leave_the_route_cache_valid(database: Database) -> None:
+    store = SqlStore(database).messages
+    epoch = database.epoch
+    stored = await store.insert_inbound(inbound("rc-1"), lease_owner="node", lease_seconds=30)
+    assert stored is not None
+    await store.finish_fanout([stored.id])
+    assert database.epoch == epoch  # messages only: cached inbound routes stay valid
+    async with database.write() as c:  # any other write (a subscription, a tenant) ends them
+        await c.execute(select(1))
+    assert database.epoch == epoch + 1
+
+
 async def test_two_dispatchers_never_claim_the_same_message(database: Database) -> None:
     store = SqlStore(database).messages
     for i in range(20):

@@ -20,8 +20,8 @@ where SQLite waits for the disk (in WAL mode with synchronous=NORMAL, commits ne
 it would otherwise land, now and then, inside the COMMIT an acknowledgement is waiting for.
 
 `epoch` counts committed `write()` transactions: a cache of rows those may change (the inbound
-routes) is valid while the epoch it was filled at is current. `run_batch()` does not count: it
-only appends messages.
+routes) is valid while the epoch it was filled at is current. `run_batch()` and
+`write(epoch=False)` do not count: they only write messages and delivery-log rows.
 """
 
 from __future__ import annotations
@@ -97,15 +97,19 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on success, rolled back on error."""
+    async def write(self, *, epoch: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on error.
+
+        `epoch=False`: the transaction writes only rows no epoch-checked cache holds (messages,
+        the delivery log), so it leaves those caches valid."""
         if self.is_sqlite:
             async with self._write_lock, self.engine.begin() as conn:
                 yield conn
         else:
             async with self.engine.begin() as conn:
                 yield conn
-        self.epoch += 1
+        if epoch:
+            self.epoch += 1
 
     @property
     def batches(self) -> bool:

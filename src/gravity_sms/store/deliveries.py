@@ -86,7 +86,7 @@ class SqlDeliveryStore:
             values = [rows.values(_values(d)) for d in batch]
             await self.db.run_batch(lambda conn: rows.insert_many(conn, values))
         else:
-            async with self.db.write() as conn:
+            async with self.db.write(epoch=False) as conn:
                 await conn.execute(insert(delivery_log), [_values(d) for d in batch])
 
     async def _insert_alone(self, delivery: Delivery) -> BaseException | None:

@@ -169,8 +169,9 @@ class SqlMessageStore:
         self.counts = LargeCounts(self._count_all, clock or SystemClock(), parallel=1 if db.is_sqlite else 2)
         # subscription id -> (route or None, database epoch when read, monotonic expiry)
         self._routes: dict[str, tuple[InboundRoute | None, int, float]] = {}
+        # PostgreSQL runs a few batches at once over the pool; SQLite has one writer.
         self._inserts: GroupCommit[_NewInbound, Message | None] = GroupCommit(
-            self._flush_inbound, max_batch=256, name="inbound-group-commit"
+            self._flush_inbound, max_batch=256, parallel=1 if db.is_sqlite else 4, name="inbound-group-commit"
         )
         self._finishes: GroupCommit[str, None] = GroupCommit(
             self._flush_finished, max_batch=512, parallel=1 if db.is_sqlite else 2, name="fanout-finish"
@@ -252,17 +253,12 @@ class SqlMessageStore:
         with a fresh id; the RingCentral-id conflict is absorbed by ON CONFLICT DO NOTHING.
         """
         item = _NewInbound(msg, lease_owner, lease_seconds, self.fanout_needed(msg))
-        if self._rows is None:
-            # PostgreSQL: concurrent inserts already run in parallel over the pool.
-            result = await self._insert_one(item)
-            if isinstance(result, BaseException):
-                raise result
-            return result
         return await self._inserts.submit(item)
 
     async def _flush_inbound(self, batch: Sequence[_NewInbound]) -> list[Message | BaseException | None]:
         rows = self._rows
-        assert rows is not None
+        if rows is None:
+            return await self._flush_inbound_pg(batch)
         values = [rows.values(item.values()) for item in batch]
         try:
             stored = await self.db.run_batch(lambda conn: rows.insert_each(conn, values))
@@ -276,6 +272,24 @@ class SqlMessageStore:
                 out.append(item.msg if ok else None)
         return out
 
+    async def _flush_inbound_pg(self, batch: Sequence[_NewInbound]) -> list[Message | BaseException | None]:
+        """PostgreSQL: the batch in one multi-row INSERT; RETURNING names the rows stored (a
+        duplicate RingCentral id, in the table or twice in the batch, is skipped)."""
+        stmt = (
+            postgresql.insert(messages)
+            .values([item.values() for item in batch])
+            .on_conflict_do_nothing(index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE)
+            .returning(messages.c.id)
+        )
+        try:
+            async with self.db.write(epoch=False) as conn:
+                stored = set((await conn.execute(stmt)).scalars())
+        except IntegrityError:  # a message-id collision: each on its own, with fresh ids
+            return [await self._insert_one(item) for item in batch]
+        except Exception as exc:
+            return [exc] * len(batch)
+        return [item.msg if item.msg.id in stored else None for item in batch]
+
     async def _insert_one(self, item: _NewInbound) -> Message | BaseException | None:
         try:
             for _ in range(5):
@@ -285,7 +299,7 @@ class SqlMessageStore:
                     .on_conflict_do_nothing(index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE)
                 )
                 try:
-                    async with self.db.write() as conn:
+                    async with self.db.write(epoch=False) as conn:
                         result = await conn.execute(stmt)
                 except IntegrityError:
                     item = item.renamed()
@@ -374,7 +388,7 @@ class SqlMessageStore:
             # Rows another dispatcher is claiming right now are skipped, not waited for.
             pending = pending.with_for_update(skip_locked=True)
         until = now + timedelta(seconds=lease_seconds)
-        async with self.db.write() as conn:
+        async with self.db.write(epoch=False) as conn:
             ids = list((await conn.execute(pending)).scalars())
             if not ids:
                 return []
@@ -401,7 +415,7 @@ class SqlMessageStore:
         if self.db.batches:
             await self.db.run_batch(lambda conn: conn.executemany(_FINISH_SQL, [(i,) for i in ids]))
         else:
-            async with self.db.write() as conn:
+            async with self.db.write(epoch=False) as conn:
                 await conn.execute(
                     update(messages)
                     .where(messages.c.id.in_(ids))
@@ -413,7 +427,7 @@ class SqlMessageStore:
         """Give leases back (graceful shutdown): another dispatcher may take them at once."""
         if not message_ids:
             return
-        async with self.db.write() as conn:
+        async with self.db.write(epoch=False) as conn:
             await conn.execute(
                 update(messages)
                 .where(messages.c.id.in_(message_ids), messages.c.fanout_pending)
@@ -435,7 +449,7 @@ class SqlMessageStore:
             .limit(batch)
             .scalar_subquery()
         )
-        async with self.db.write() as conn:
+        async with self.db.write(epoch=False) as conn:
             result = await conn.execute(delete(messages).where(c.id.in_(victims)))
         return int(result.rowcount or 0)
 

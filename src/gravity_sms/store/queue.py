@@ -129,7 +129,7 @@ class SqlOutboundQueue:
                 return [await self._write_one(item) for item in batch]
             return [Enqueued(item.id, replayed=False) for item in batch]
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(epoch=False) as conn:
                 results: list[Enqueued | BaseException] = list(await self._write(conn, batch))
         except Exception:
             # One bad item (or a rare id collision) must not fail its neighbours: one by one.
@@ -139,7 +139,7 @@ class SqlOutboundQueue:
     async def _write_one(self, item: NewOutbound) -> Enqueued | BaseException:
         for _ in range(3):
             try:
-                async with self.db.write() as conn:
+                async with self.db.write(epoch=False) as conn:
                     return (await self._write(conn, [item]))[0]
             except IntegrityError:
                 item = dataclasses.replace(item, id=new_message_id())  # id collision: a fresh one
@@ -201,7 +201,7 @@ class SqlOutboundQueue:
         await self._commits.close()
 
     async def purge_idempotency_keys(self, before: datetime) -> int:
-        async with self.db.write() as conn:
+        async with self.db.write(epoch=False) as conn:
             result = await conn.execute(idempotency_keys.delete().where(idempotency_keys.c.created_at < before))
         return int(result.rowcount or 0)
 
@@ -256,7 +256,7 @@ class SqlOutboundQueue:
             .values(lease_owner=owner, lease_expires_at=until, next_attempt_at=until)
             .returning(*m.c)
         )
-        async with self.db.write() as conn:
+        async with self.db.write(epoch=False) as conn:
             rows = (await conn.execute(stmt)).all()
         claimed = [_queued(r) for r in rows]
         claimed.sort(key=lambda q: q.created_at)
@@ -266,7 +266,7 @@ class SqlOutboundQueue:
         return and_(m.c.id == message_id, m.c.lease_owner == owner)
 
     async def _update(self, where: Any, values: dict[str, Any]) -> bool:
-        async with self.db.write() as conn:
+        async with self.db.write(epoch=False) as conn:
             result = await conn.execute(update(m).where(where).values(**values))
         return bool(result.rowcount == 1)
 
@@ -340,7 +340,7 @@ class SqlOutboundQueue:
 
     async def release(self, owner: str, now: datetime) -> int:
         """Graceful stop: every lease of `owner` is given back at once."""
-        async with self.db.write() as conn:
+        async with self.db.write(epoch=False) as conn:
             result = await conn.execute(
                 update(m)
                 .where(m.c.lease_owner == owner, IN_QUEUE)
@@ -376,7 +376,7 @@ class SqlOutboundQueue:
             .values(track_next_at=now + timedelta(seconds=lease_seconds))
             .returning(m.c.id, m.c.tenant_id, m.c.app_id, m.c.extension_id, m.c.rc_message_id, m.c.track_until)
         )
-        async with self.db.write() as conn:
+        async with self.db.write(epoch=False) as conn:
             rows = (await conn.execute(stmt)).all()
         return [
             TrackedMessage(
