@@ -16,7 +16,7 @@ from gravity_sms.domain.history import MessageQuery
 from gravity_sms.domain.ids import new_message_id
 from gravity_sms.domain.models import Message
 from gravity_sms.store import Database, SqlStore
-from gravity_sms.store.messages import COUNT_REFRESH_SECONDS, EXACT_COUNT_LIMIT, Conds, SqlMessageStore
+from gravity_sms.store.messages import COUNT_REFRESH_SECONDS, EXACT_COUNT_LIMIT, SqlMessageStore
 from gravity_sms.store.tables import delivery_log, messages
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -224,10 +224,10 @@ class CountingStore(SqlMessageStore):
         self.full_counts = 0
         self.release = asyncio.Event()
 
-    async def _count_all(self, conds: Conds) -> int:
+    async def _count_all(self, query: MessageQuery) -> int:
         self.full_counts += 1
         await self.release.wait()
-        return await super()._count_all(conds)
+        return await super()._count_all(query)
 
     async def total(self, **query: Any) -> int:
         # The guard only turns a request that waits for a held count into a failure, not a hang.
