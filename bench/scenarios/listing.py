@@ -6,6 +6,10 @@ to insert a million rows; the listing, not the insert, is measured here). They a
 the one measured tenant — the worst case for `total`, which must count every match — half
 inbound, half outbound, over 80 days (inside the 90-day retention), none queued (so the outbound worker stays idle).
 The load is stated: 4 connections, closed loop.
+
+Past 10,000 matches `total` is counted in the background (docs/api-notes.md): the first answer
+says "more than 10,000" and the exact count follows; the check waits for it, then the measured
+runs include the background recounts due every 10 s.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,6 +100,23 @@ def load_postgres(url: str, tenant_id: str, n: int) -> None:
     asyncio.run(go())
 
 
+def _exact_listing(path: str, headers: dict[str, str], expected: int, wait: float = 60.0) -> dict[str, Any]:
+    """The listing once its `total` is the exact count (eventually exact past 10,000 matches)."""
+    deadline = time.monotonic() + wait
+    while True:
+        r = httpx.get(path, headers=headers, timeout=60)
+        if r.status_code == 404:
+            raise NotAvailable("GET /v1/sms/messages answered 404 (route not built yet)")
+        if r.status_code != 200:
+            raise RuntimeError(f"listing answered {r.status_code}: {r.text[:200]}")
+        data: dict[str, Any] = r.json()
+        if data.get("total") == expected:
+            return data
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"listing total={data.get('total')}, not {expected} after {wait:.0f} s")
+        time.sleep(0.2)
+
+
 def _one_backend(ctx: Ctx, backend: str, n: int) -> dict[str, Any]:
     with Stack(f"b7-{backend}") as st:
         if backend == "postgres":
@@ -109,14 +131,9 @@ def _one_backend(ctx: Ctx, backend: str, n: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for page in (1, 500):
             path = f"{node.url}/v1/sms/messages?{FILTER}&page={page}&limit=20"
-            r = httpx.get(path, headers=tenant.headers, timeout=60)
-            if r.status_code == 404:
-                raise NotAvailable("GET /v1/sms/messages answered 404 (route not built yet)")
-            if r.status_code != 200:
-                raise RuntimeError(f"listing answered {r.status_code}: {r.text[:200]}")
-            data = r.json()
-            if data.get("total") != n // 2 or len(data.get("messages", [])) != 20:
-                raise RuntimeError(f"listing returned total={data.get('total')} rows={len(data.get('messages', []))}")
+            data = _exact_listing(path, tenant.headers, n // 2)
+            if len(data.get("messages", [])) != 20:
+                raise RuntimeError(f"listing returned {len(data.get('messages', []))} rows")
             meter = CpuMeter({"gateway": node.proc.pid})
             res = ctx.load(path, headers=tenant.headers, connections=CONNECTIONS, duration=1 if ctx.quick else 10)
             result[f"page{page}"] = {"load": res, "cpu": meter.shares()}
