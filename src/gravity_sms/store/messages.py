@@ -47,6 +47,11 @@ ROUTE_CACHE_SIZE = 4096
 # Outbound rows the sender still owns are never removed by retention.
 _LIVE_OUTBOUND = ("queued", "sending")
 _INBOUND_WHERE = text("direction = 'inbound'")
+_PG_INBOUND_INSERT = (
+    postgresql.insert(messages)
+    .on_conflict_do_nothing(index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE)
+    .returning(messages.c.id)
+)
 
 log = logging.getLogger("gravity.store")
 
@@ -352,15 +357,12 @@ class SqlMessageStore:
     async def _flush_inbound_pg(self, batch: Sequence[_NewInbound]) -> list[Message | BaseException | None]:
         """PostgreSQL: the batch in one multi-row INSERT; RETURNING names the rows stored (a
         duplicate RingCentral id, in the table or twice in the batch, is skipped)."""
-        stmt = (
-            postgresql.insert(messages)
-            .values([item.values() for item in batch])
-            .on_conflict_do_nothing(index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE)
-            .returning(messages.c.id)
-        )
         try:
             async with self.db.write(epoch=False) as conn:
-                stored = set((await conn.execute(stmt)).scalars())
+                # executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends multi-row
+                # INSERTs from one cached compilation (a .values([...]) list compiles per batch).
+                result = await conn.execute(_PG_INBOUND_INSERT, [item.values() for item in batch])
+                stored = set(result.scalars())
         except IntegrityError:  # a message-id collision: each on its own, with fresh ids
             return [await self._insert_one(item) for item in batch]
         except Exception as exc:
