@@ -145,18 +145,20 @@ def _count_sql(names: tuple[str, ...]) -> Select[Any]:
 
 
 class _Prepared:
-    """A listing statement compiled once. On SQLite it runs in one trip to the connection's
-    thread (aiosqlite's `execute_fetchall`) instead of the four SQLAlchemy's cursor makes
-    (cursor, execute, fetch, close): each trip back waits for the busy event loop to hand over
-    the GIL, which is what made the SQLite listing's tail latency."""
+    """A listing statement compiled once, run on the driver's own connection with SQLAlchemy's
+    type processors applied as `conn.execute` would (as `RowWriter` does for writes).
+
+    SQLite: one trip to the connection's thread (aiosqlite's `execute_fetchall`) instead of the
+    four SQLAlchemy's cursor makes (cursor, execute, fetch, close); under load each trip back
+    waits for the busy event loop to hand over the GIL, which set the listing's tail latency.
+    PostgreSQL: one round trip (asyncpg's `fetch`, its own prepared-statement cache), no
+    BEGIN/ROLLBACK around a single read."""
 
     def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
         self.stmt = stmt
-        self.one_trip = dialect.name == "sqlite"
-        if not self.one_trip:
-            return
+        self.sqlite = dialect.name == "sqlite"
         compiled = stmt.compile(dialect=dialect)
-        assert compiled.positiontup is not None, "SQLite binds are positional"
+        assert compiled.positiontup is not None, "SQLite and asyncpg binds are positional"
         self.sql = str(compiled)
         self.binds = tuple(
             (name, compiled.binds[name].value, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
@@ -167,15 +169,15 @@ class _Prepared:
         self.row: Any = namedtuple("ListedRow", [col.key for col in columns], rename=True)  # type: ignore[misc]
 
     async def all(self, conn: Any, params: dict[str, Any]) -> Sequence[Any]:
-        if not self.one_trip:
-            result: Sequence[Any] = (await conn.execute(self.stmt, params)).all()
-            return result
         args = []
         for name, default, process in self.binds:
             value = params.get(name, default)
             args.append(process(value) if process is not None and value is not None else value)
-        raw = await conn.get_raw_connection()
-        rows = await raw.driver_connection.execute_fetchall(self.sql, args)
+        driver = (await conn.get_raw_connection()).driver_connection
+        if self.sqlite:
+            rows = await driver.execute_fetchall(self.sql, args)
+        else:
+            rows = await driver.fetch(self.sql, *args)
         results = self.results
         return [self.row._make([v if p is None else p(v) for p, v in zip(results, row, strict=True)]) for row in rows]
 
@@ -444,7 +446,7 @@ class SqlMessageStore:
         async with self.db.read() as conn:
             if not self.db.is_sqlite:
                 await conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-            return int((await count.all(conn, params))[0][0])
+            return int((await conn.execute(count.stmt, params)).scalar_one())
 
     # --- fan-out outbox -----------------------------------------------------------------------
     async def claim_fanout(
