@@ -47,6 +47,17 @@ async def test_posts_the_body_with_its_headers_and_reuses_the_connection(ok: Rec
     assert ok.connections == 1  # keep-alive
 
 
+async def test_an_idle_connection_is_not_reused_past_the_keepalive(ok: Receiver) -> None:
+    c = WebhookClient(timeout=2, block_private=False, user_agent="t", resolver=FakeResolver(), keepalive_seconds=0.2)
+    assert (await c.post(ok.url, b"{}", {})).success
+    assert (await c.post(ok.url, b"{}", {})).success
+    assert ok.connections == 1
+    await asyncio.sleep(0.6)  # longer than the keep-alive: the client closed it on its side
+    assert (await c.post(ok.url, b"{}", {})).success
+    await c.close()
+    assert ok.connections == 2
+
+
 async def test_a_name_is_connected_to_the_address_its_resolver_answered(ok: Receiver) -> None:
     resolver = FakeResolver({"hooks.example.test": ["127.0.0.1"]})
     c = client(resolver)

@@ -32,6 +32,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from gravity_sms.domain.urls import Resolver, UrlRejected, resolve_public, system_resolver
 
 BODY_PREFIX = 2048
+KEEPALIVE_SECONDS = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +99,10 @@ class WebhookClient:
         block_private: bool,
         user_agent: str,
         resolver: Resolver = system_resolver,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.timeout = timeout
+        self.keepalive_seconds = keepalive_seconds
         self.block_private = block_private
         self.user_agent = user_agent
         self.resolver = resolver
@@ -112,6 +115,9 @@ class WebhookClient:
             connector = aiohttp.TCPConnector(
                 limit=0,
                 limit_per_host=0,
+                # Under the idle timeout of common receivers (uvicorn and Node.js close after 5 s),
+                # so a delivery is not sent on a connection the receiver is closing.
+                keepalive_timeout=self.keepalive_seconds,
                 use_dns_cache=False,
                 resolver=CheckedResolver(self.resolver, block_private=self.block_private),
             )
