@@ -184,8 +184,8 @@ class _Prepared:
 
 class LargeCounts:
     """`total` past EXACT_COUNT_LIMIT: the last full count of each filter set, recounted in the
-    background, so that no request waits for a full count (~100 ms per half a million index
-    entries on both databases).
+    background, so that no request waits for a full count (65-75 ms per half a million index
+    entries on either database).
 
     A request only reads this cache (`get`). A count due for a recount is still answered (stale
     while revalidate) and starts one recount of its filter set (single flight); at most
