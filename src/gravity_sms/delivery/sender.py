@@ -47,6 +47,9 @@ LIMIT_RECHECK = 5.0
 # How far before the claim to look for an already accepted send (clock skew, queueing at RC).
 RECONCILE_MARGIN = timedelta(minutes=5)
 RECONCILE_PAGES = 10
+# A message whose previous attempt may have reached RingCentral is failed for an unreachable
+# message store only this long after it was created (the lookup is retried with backoff until then).
+LOOKUP_GIVE_UP = timedelta(hours=24)
 FIRST_TRACK_DELAY = timedelta(seconds=5)
 MIN_CLAIM_GAP = 0.2
 # The queue metrics cost a scan of the queue: refreshed at most this often.
@@ -342,13 +345,12 @@ class OutboundWorker:
     async def _reconcile(self, msg: QueuedMessage, extension_id: str, text: str) -> RcMessage | None:
         assert msg.claimed_at is not None
         since = msg.claimed_at - RECONCILE_MARGIN
-        lane = f"{msg.tenant_id}:{extension_id}"
         for page in range(1, RECONCILE_PAGES + 1):
             try:
                 records = await self.connections.call(msg.tenant_id, extension_id, self._list_call(since, page))
             except ProviderError as err:
                 # Cannot tell whether it went: never risk a duplicate, look again later.
-                await self._provider_failure(msg, lane, err, attempts=msg.attempts, doubt=True, light=True)
+                await self._lookup_failure(msg, err)
                 raise _Outcome() from err
             for record in records:
                 if (
@@ -373,10 +375,8 @@ class OutboundWorker:
         err: ProviderError,
         *,
         attempts: int,
-        doubt: bool | None = None,
-        light: bool = False,
     ) -> None:
-        if err.status == 429 and not light:
+        if err.status == 429:
             self.pacer.pause(lane, err.retry_after)
             log.warning("outbound.rate_limited", message_id=msg.id, retry_after=err.retry_after)
         if not err.retryable or isinstance(err, ConnectionRevoked):
@@ -388,7 +388,21 @@ class OutboundWorker:
         delay = retry_delay(attempts, err.retry_after, self.rng)
         self.metrics.sends.labels("retried").inc()
         log.info("outbound.retry", message_id=msg.id, attempts=attempts, delay=round(delay, 2), code=err.code)
-        await self._retry(msg, err, delay=delay, doubt=in_doubt(err) if doubt is None else doubt)
+        await self._retry(msg, err, delay=delay, doubt=in_doubt(err))
+
+    async def _lookup_failure(self, msg: QueuedMessage, err: ProviderError) -> None:
+        """The message-store lookup before a re-send failed. The lookup is not a send attempt: a
+        transient failure of it never spends or ends the message's attempts (after a crash during
+        the last attempt, RingCentral may well have accepted the text), so the message stays
+        `sending` and is looked up again with backoff. Only a permanent answer, or a lookup still
+        failing `LOOKUP_GIVE_UP` after the message was created, fails it."""
+        permanent = not err.retryable or isinstance(err, ConnectionRevoked)
+        if permanent or self.clock.now() - msg.created_at >= LOOKUP_GIVE_UP:
+            await self._fail(msg, describe(err))
+            return
+        delay = retry_delay(max(msg.attempts, 1), err.retry_after, self.rng)
+        log.info("outbound.lookup_retry", message_id=msg.id, attempts=msg.attempts, delay=round(delay, 2))
+        await self._retry(msg, err, delay=delay, doubt=True)
 
     async def _retry(self, msg: QueuedMessage, err: ProviderError | None, *, delay: float, doubt: bool) -> None:
         now = self.clock.now()

@@ -1,0 +1,90 @@
+"""A worker killed during a message's last attempt (api.md §5 point 7, quality.md R4): the
+survivor's message-store lookup is not a send attempt, so a transient failure of that lookup never
+turns a text RingCentral already accepted into `failed`. Manual clock, the emulator over a socket."""
+
+# `clock` and `settings` come from tests/delivery/rig.py (imported below); test arguments name them.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from gravity_sms.domain.clock import ManualClock
+from gravity_sms.domain.outbound import MAX_ATTEMPTS
+from gravity_sms.store.tables import messages
+from tests.delivery.rig import (  # noqa: F401
+    EXT_A,
+    NUM_A,
+    SMS_PATH,
+    TO,
+    Emulator,
+    Pipeline,
+    clock,
+    recording,
+    settings,
+)
+from tests.delivery.test_sender import send, status
+
+STORE_PATH = "/restapi/v1.0/account/~/extension/~/message-store"
+
+
+async def _last_attempt_accepted_then_killed(
+    client: httpx.AsyncClient, gateway: Any, rig: Pipeline, tenant: Any, clock: ManualClock, body: str
+) -> tuple[str, str]:
+    """A message on its last attempt (five transient failures behind it): a worker claims it,
+    RingCentral accepts the SMS, and the worker is killed before it records the answer."""
+    message_id = await send(client, tenant, body=body)
+    async with gateway.db.write() as conn:
+        await conn.execute(update(messages).where(messages.c.id == message_id).values(attempts=MAX_ATTEMPTS - 1))
+    queue = gateway.outbound_queue
+    now = clock.now()
+    [_claimed] = await queue.claim("killed-node", now, 120, 10, 10, 10)
+    assert await queue.start_attempt(message_id, "killed-node", now, now + rig.worker_lease(), EXT_A)
+    accepted = await rig.connections.call(
+        tenant.tenant_id, EXT_A, lambda token: rig.rc.send_sms(token, from_number=NUM_A, to_number=TO, text=body)
+    )
+    return message_id, accepted.message.id
+
+
+async def test_a_failed_lookup_after_a_crash_on_the_last_attempt_does_not_fail_a_sent_text(
+    client: httpx.AsyncClient, gateway: Any, emulator: Emulator, rig: Pipeline, connected: Any, clock: ManualClock
+) -> None:
+    tenant_a, _ = connected
+    message_id, rc_id = await _last_attempt_accepted_then_killed(
+        client, gateway, rig, tenant_a, clock, "sixth time lucky"
+    )
+    # The survivor takes the lease over; its message-store lookup meets one 503.
+    await emulator.faults({"serverError": {"path": STORE_PATH, "count": 1, "status": 503}})
+    clock.advance(121)
+    async with recording(gateway.broker) as events:
+        await rig.worker.run_until_idle()
+        row = await status(gateway, message_id)
+        assert (row.status, row.error) == ("sending", None), "a lookup failure ended a message RingCentral accepted"
+        # Looked up again after the backoff (about 5 min at this point): found and adopted.
+        clock.advance(400)
+        await rig.worker.run_until_idle()
+    done = await status(gateway, message_id)
+    assert (done.status, done.rc_message_id, done.error) == ("sent", rc_id, None)
+    assert len(await emulator.sms()) == 1, "re-sent although RingCentral had accepted it"
+    assert len(await emulator.sms_requests()) == 1
+    assert events.statuses(message_id) == ["sent"]
+
+
+async def test_a_message_store_that_stays_unreachable_fails_the_message_after_a_day(
+    client: httpx.AsyncClient, gateway: Any, emulator: Emulator, rig: Pipeline, connected: Any, clock: ManualClock
+) -> None:
+    tenant_a, _ = connected
+    message_id, _ = await _last_attempt_accepted_then_killed(client, gateway, rig, tenant_a, clock, "in the dark")
+    await emulator.faults({"serverError": {"path": STORE_PATH, "count": 1000, "status": 503}})
+    clock.advance(121)
+    await rig.worker.run_until_idle()
+    assert (await status(gateway, message_id)).status == "sending"
+    clock.advance(timedelta(hours=24).total_seconds())
+    await rig.worker.run_until_idle()
+    failed = await status(gateway, message_id)
+    assert (failed.status, failed.error) == ("failed", "CMN-211: Service Temporary Unavailable")
+    assert len(await emulator.sms_requests()) == 1, "never re-sent while it could not tell whether it went"
