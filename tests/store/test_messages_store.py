@@ -110,6 +110,20 @@ async def test_message_writes_leave_the_route_cache_valid(database: Database) ->
     assert database.epoch == epoch + 1
 
 
+async def test_the_outbox_scan_reads_its_partial_index(database: Database) -> None:
+    query = SqlMessageStore.pending_fanout_query(T0, T0, 200)
+    async with database.read() as c:
+        if database.is_sqlite:
+            compiled = query.compile(dialect=c.dialect, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(r[-1]) for r in (await c.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")).all())
+        else:
+            await c.exec_driver_sql("SET enable_seqscan = off")
+            compiled = query.compile(dialect=c.dialect, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(r[0]) for r in (await c.exec_driver_sql(f"EXPLAIN {compiled}")).all())
+    # A full scan of messages every 5 s would cost seconds on a large table.
+    assert "ix_messages_fanout" in plan, plan
+
+
 async def test_two_dispatchers_never_claim_the_same_message(database: Database) -> None:
     store = SqlStore(database).messages
     for i in range(20):
@@ -302,3 +316,12 @@ async def test_a_total_that_shrinks_under_the_limit_is_exact_again(database: Dat
     assert await store.total() == 30  # counted exactly in the request, a bounded count
     assert await store.total(direction="outbound") == 0
     assert store.full_counts == full_counts
+
+
+async def test_closing_the_store_cancels_a_count_in_flight(database: Database) -> None:
+    counting = CountingStore(database, ManualClock())
+    await bulk_inbound(database, EXACT_COUNT_LIMIT + 5)
+    assert await counting.total(direction="inbound") == EXACT_COUNT_LIMIT + 1
+    assert counting.full_counts == 1  # held: it would never end by itself
+    await asyncio.wait_for(counting.counts.close(), 5)
+    assert not counting.counts._pending

@@ -47,6 +47,9 @@ ROUTE_CACHE_SIZE = 4096
 # Outbound rows the sender still owns are never removed by retention.
 _LIVE_OUTBOUND = ("queued", "sending")
 _INBOUND_WHERE = text("direction = 'inbound'")
+# Spelled as the partial index `ix_messages_fanout` is: SQLite uses a partial index only for a
+# WHERE term matching the index's own, and SQLAlchemy writes the bare column as `= 1` there.
+FANOUT_PENDING = text("messages.fanout_pending")
 _PG_INBOUND_INSERT = (
     postgresql.insert(messages)
     .on_conflict_do_nothing(index_elements=["tenant_id", "rc_message_id"], index_where=_INBOUND_WHERE)
@@ -238,9 +241,16 @@ class LargeCounts:
             self._values.popitem(last=False)
 
     async def settle(self) -> None:
-        """Wait for the counts in flight (tests, shutdown)."""
+        """Wait for the counts in flight (tests)."""
         while self._pending:
             await asyncio.gather(*list(self._pending.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Shutdown: cancel the counts in flight (a count is only ever a cache refresh)."""
+        tasks = list(self._pending.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class SqlMessageStore:
@@ -449,6 +459,13 @@ class SqlMessageStore:
             return int((await conn.execute(count.stmt, params)).scalar_one())
 
     # --- fan-out outbox -----------------------------------------------------------------------
+    @staticmethod
+    def pending_fanout_query(now: datetime, older_than: datetime, limit: int) -> Any:
+        """Pending messages whose lease is free, oldest first (through `ix_messages_fanout`)."""
+        c = messages.c
+        free = or_(c.lease_expires_at.is_(None), c.lease_expires_at < now)
+        return select(c.id).where(FANOUT_PENDING, c.created_at <= older_than, free).order_by(c.created_at).limit(limit)
+
     async def claim_fanout(
         self, owner: str, now: datetime, older_than: datetime, lease_seconds: float, limit: int
     ) -> list[Message]:
@@ -459,9 +476,7 @@ class SqlMessageStore:
         """
         c = messages.c
         free = or_(c.lease_expires_at.is_(None), c.lease_expires_at < now)
-        pending = (
-            select(c.id).where(c.fanout_pending, c.created_at <= older_than, free).order_by(c.created_at).limit(limit)
-        )
+        pending = self.pending_fanout_query(now, older_than, limit)
         if not self.db.is_sqlite:
             # Rows another dispatcher is claiming right now are skipped, not waited for.
             pending = pending.with_for_update(skip_locked=True)
@@ -472,7 +487,7 @@ class SqlMessageStore:
                 return []
             await conn.execute(
                 update(messages)
-                .where(c.id.in_(ids), c.fanout_pending, free)
+                .where(c.id.in_(ids), FANOUT_PENDING, free)
                 .values(lease_owner=owner, lease_expires_at=until)
             )
             rows = (

@@ -25,4 +25,5 @@ class SqlStore:
         await self.db.ping()
 
     async def close(self) -> None:
+        await self.messages.counts.close()  # before the connections they run on go
         await self.db.dispose()
