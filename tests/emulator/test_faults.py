@@ -10,9 +10,10 @@ import pytest
 
 from gravity_sms.emulator import EmulatorConfig
 
-from .conftest import EXT, Emu, bearer, create_emu
+from .conftest import EXT, SMS_NUMBER, Emu, bearer, create_emu
 
 ME = "/restapi/v1.0/account/~/extension/~"
+SMS = f"{ME}/sms"
 
 
 async def _fault(emu: Emu, body: object) -> None:
@@ -79,6 +80,26 @@ async def test_drop_connection(emu: Emu) -> None:
     assert (await emu.client.get(ME, headers=bearer(token))).status_code == 200
     logged = (await emu.client.get("/_emulator/requests", params={"path": ME})).json()["requests"]
     assert [r["outcome"] for r in logged] == ["drop", "answered"]
+
+
+async def test_garble_handles_the_request_but_cuts_the_answer(emu: Emu) -> None:
+    token = (await emu.login())["access_token"]
+    await _fault(emu, {"garble": {"path": SMS, "method": "POST"}})
+    sms = {"from": {"phoneNumber": SMS_NUMBER}, "to": [{"phoneNumber": "+15551234567"}], "text": "accepted"}
+    r = await emu.client.post(SMS, json=sms, headers=bearer(token))
+    assert r.status_code == 200
+    assert int(r.headers["content-length"]) == len(r.content) > 0
+    with pytest.raises(ValueError):
+        r.json()
+    # RingCentral did accept it: the SMS exists and the message store lists it.
+    [created] = (await emu.client.get("/_emulator/sms")).json()["sms"]
+    assert created["text"] == "accepted"
+    assert r.content.startswith(b"{"), "the first half of RingCentral's JSON answer"
+    # Fired once: the next answer is whole.
+    again = await emu.client.post(SMS, json=sms, headers=bearer(token))
+    assert again.json()["subject"] == "accepted"
+    logged = (await emu.client.get("/_emulator/requests", params={"path": SMS})).json()["requests"]
+    assert [(r["status"], r["outcome"]) for r in logged] == [(200, "garble"), (200, "answered")]
 
 
 async def test_expire_all_access_tokens(emu: Emu) -> None:

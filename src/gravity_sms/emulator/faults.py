@@ -1,4 +1,5 @@
-"""Standing faults: latency, 5xx, 429 bursts, hangs, dropped connections, SMS failures.
+"""Standing faults: latency, 5xx, 429 bursts, hangs, dropped connections, unreadable answers,
+SMS failures.
 
 Owns the fault rules and the ASGI middleware that applies route faults before routing.
 One-shot actions (expire tokens, blacklist...) act on the state directly in control.py.
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gravity_sms.emulator.errors import invalid_parameter
 
 CONTROL_PREFIX = "/_emulator"
-ROUTE_KINDS = ("latency", "serverError", "rateLimit", "hang", "drop")
+ROUTE_KINDS = ("latency", "serverError", "rateLimit", "hang", "drop", "garble")
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):
@@ -89,7 +90,7 @@ class FaultBook:
             status=int(spec.get("status", 503)),
             retry_after=int(spec.get("retryAfter", 60)),
         )
-        if kind in ("serverError", "rateLimit", "hang", "drop") and fault.probability is None:
+        if kind != "latency" and fault.probability is None:
             # A terminal fault without a probability fires on the next `count` requests
             # (once when no count is given).
             fault.count = 1 if fault.count is None else fault.count
@@ -180,7 +181,10 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["fault"] = fault.kind
-        if fault.kind == "serverError":
+        if fault.kind == "garble":
+            # Handled for real (an SMS is created), but the answer arrives cut in half.
+            await self.app(scope, receive, _garbling(send))
+        elif fault.kind == "serverError":
             if fault.status == 503:
                 body = _json_body(503, "CMN-211", "Service Temporary Unavailable")
             else:
@@ -202,6 +206,33 @@ class FaultMiddleware:
                 }
             )
             raise ConnectionDropped("Server disconnected without sending a response.")
+
+
+def _garbling(send: Send) -> Send:
+    """Passes the status and headers through, but only the first half of the body, with a
+    matching `Content-Length`: a well-formed HTTP answer the client cannot parse."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def garbled(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        body = body[: len(body) // 2]
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return garbled
 
 
 async def _hang(receive: Receive, seconds: float) -> bool:
