@@ -1,6 +1,8 @@
-"""A worker killed during a message's last attempt (api.md §5 point 7, quality.md R4): the
-survivor's message-store lookup is not a send attempt, so a transient failure of that lookup never
-turns a text RingCentral already accepted into `failed`. Manual clock, the emulator over a socket."""
+"""A worker killed during a message's attempt (api.md §5 point 7, quality.md R4), and answers that
+leave it unknown whether RingCentral accepted a text. The survivor's message-store lookup is not a
+send attempt, so a transient failure of that lookup never turns a text RingCentral already accepted
+into `failed`; an unreadable 200 is looked up and adopted, never failed. Manual clock, the
+emulator over a socket."""
 
 # `clock` and `settings` come from tests/delivery/rig.py (imported below); test arguments name them.
 # ruff: noqa: F811
@@ -88,3 +90,24 @@ async def test_a_message_store_that_stays_unreachable_fails_the_message_after_a_
     failed = await status(gateway, message_id)
     assert (failed.status, failed.error) == ("failed", "CMN-211: Service Temporary Unavailable")
     assert len(await emulator.sms_requests()) == 1, "never re-sent while it could not tell whether it went"
+
+
+async def test_an_unreadable_answer_to_an_accepted_sms_is_adopted_not_failed(
+    client: httpx.AsyncClient, gateway: Any, emulator: Emulator, rig: Pipeline, connected: Any, clock: ManualClock
+) -> None:
+    tenant_a, _ = connected
+    # RingCentral accepts the SMS but its 200 answer cannot be read: the text may well have gone.
+    await emulator.faults({"garble": {"path": SMS_PATH, "method": "POST", "count": 1}})
+    async with recording(gateway.broker) as events:
+        message_id = await send(client, tenant_a, body="accepted, unreadable")
+        await rig.worker.run_until_idle()
+        row = await status(gateway, message_id)
+        assert (row.status, row.error) == ("sending", None), "an SMS RingCentral accepted was failed"
+        clock.advance(3)  # the first backoff: 2 s ± 20 %
+        await rig.worker.run_until_idle()
+    assert len(await emulator.sms_requests()) == 1, "re-sent without looking it up first"
+    [sms] = await emulator.sms()
+    done = await status(gateway, message_id)
+    assert (done.status, done.rc_message_id, done.error) == ("sent", sms["id"], None)
+    assert len(await emulator.requests(STORE_PATH)) == 1
+    assert events.statuses(message_id) == ["sending", "sent"]

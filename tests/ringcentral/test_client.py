@@ -351,6 +351,24 @@ async def test_unreadable_answer_is_a_provider_error(h: Harness) -> None:
     assert info.value.code == "bad-answer"
 
 
+async def test_unreadable_answer_to_an_sms_is_retryable_and_keeps_its_status(h: Harness) -> None:
+    # A 200 RingCentral sent: the SMS was accepted although its answer cannot be read. Whoever
+    # retries must know it may have gone (the status says RingCentral answered with success).
+    seen: list[httpx.Request] = []
+
+    def truncated(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b'{"id": 1724099032020, "uri": "https://pla', headers=RATE)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(truncated))
+    client = RingCentralClient(SERVER, "client-id-x", "client-secret-x", http=http, on_call=h.calls.append)
+    with pytest.raises(ProviderError) as info:
+        await client.send_sms(ACCESS, from_number="+15559876543", to_number="+15551234567", text="hi")
+    assert (info.value.code, info.value.status, info.value.retryable) == ("bad-answer", 200, True)
+    assert [(r.method, r.url.path) for r in seen] == [("POST", f"{EXT}/sms")]
+    assert h.calls == [ProviderCall("sms.send", 200, RateInfo("Medium", 40, 39, 60))]
+
+
 def test_retry_after_forms() -> None:
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
     assert parse_retry_after("12") == 12.0

@@ -96,8 +96,9 @@ def describe(err: ProviderError) -> str:
 
 
 def in_doubt(err: ProviderError) -> bool:
-    """Whether RingCentral may have accepted the request although we saw a failure."""
-    return err.status is None or err.status >= 500
+    """Whether RingCentral may have accepted the request although we saw a failure: no answer, a
+    5xx, or a success answer the client could not read (`bad-answer`)."""
+    return err.status is None or err.status >= 500 or 200 <= err.status < 300
 
 
 class _Outcome(Exception):

@@ -174,9 +174,14 @@ class RingCentralClient:
         try:
             return model.model_validate(response.json()), rate
         except (ValidationError, ValueError):
+            # RingCentral answered with success, so the request may well have taken effect (an
+            # SMS accepted): retryable, and the 2xx status tells callers it is in doubt.
             log.warning("rc.bad_answer", extra={"fields": {"operation": operation, "status": response.status_code}})
             raise ProviderError(
-                "RingCentral sent an answer the gateway cannot read", code="bad-answer", status=response.status_code
+                "RingCentral sent an answer the gateway cannot read",
+                code="bad-answer",
+                status=response.status_code,
+                retryable=True,
             ) from None
 
     # --- OAuth (§1) ----------------------------------------------------------------------------
