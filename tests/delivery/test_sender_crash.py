@@ -1,7 +1,8 @@
 """A worker killed during a message's attempt (api.md §5 point 7, quality.md R4), and answers that
 leave it unknown whether RingCentral accepted a text. The survivor's message-store lookup is not a
 send attempt, so a transient failure of that lookup never turns a text RingCentral already accepted
-into `failed`; an unreadable 200 is looked up and adopted, never failed. Manual clock, the
+into `failed`; an attempt cut short by a crash before its request reached RingCentral does not use
+up one of the 6; an unreadable 200 is looked up and adopted, never failed. Manual clock, the
 emulator over a socket."""
 
 # `clock` and `settings` come from tests/delivery/rig.py (imported below); test arguments name them.
@@ -90,6 +91,79 @@ async def test_a_message_store_that_stays_unreachable_fails_the_message_after_a_
     failed = await status(gateway, message_id)
     assert (failed.status, failed.error) == ("failed", "CMN-211: Service Temporary Unavailable")
     assert len(await emulator.sms_requests()) == 1, "never re-sent while it could not tell whether it went"
+
+
+async def _killed_before_the_request(
+    gateway: Any, rig: Pipeline, clock: ManualClock, message_id: str, failed_before: int
+) -> None:
+    """`failed_before` transient failures behind it, a worker claims the message and starts its
+    next attempt, and is killed before the request leaves the node."""
+    async with gateway.db.write() as conn:
+        await conn.execute(update(messages).where(messages.c.id == message_id).values(attempts=failed_before))
+    queue = gateway.outbound_queue
+    now = clock.now()
+    [_claimed] = await queue.claim("killed-node", now, 120, 10, 10, 10)
+    assert await queue.start_attempt(message_id, "killed-node", now, now + rig.worker_lease(), EXT_A)
+
+
+async def test_an_attempt_cut_short_by_a_crash_does_not_use_up_the_budget(
+    client: httpx.AsyncClient, gateway: Any, emulator: Emulator, rig: Pipeline, connected: Any, clock: ManualClock
+) -> None:
+    tenant_a, _ = connected
+    message_id = await send(client, tenant_a, body="fifth time")
+    # Four failed attempts; the fifth is cut short by a crash before RingCentral saw it.
+    await _killed_before_the_request(gateway, rig, clock, message_id, MAX_ATTEMPTS - 2)
+    await emulator.faults({"serverError": {"path": SMS_PATH, "count": 1, "status": 503}})
+    clock.advance(121)
+    async with recording(gateway.broker) as events:
+        # The survivor looks it up (not there), re-does the fifth attempt and meets a 503:
+        # one attempt is left.
+        await rig.worker.run_until_idle()
+        row = await status(gateway, message_id)
+        assert (row.status, row.error) == ("sending", None), "the attempt cut short was counted"
+        clock.advance(400)
+        await rig.worker.run_until_idle()
+    done = await status(gateway, message_id)
+    assert done.status == "sent"
+    assert len(await emulator.sms_requests()) == 2
+    assert len(await emulator.sms()) == 1
+    assert events.statuses(message_id) == ["sent"]
+
+
+async def test_a_crash_then_a_failed_lookup_still_does_not_use_up_the_budget(
+    client: httpx.AsyncClient, gateway: Any, emulator: Emulator, rig: Pipeline, connected: Any, clock: ManualClock
+) -> None:
+    tenant_a, _ = connected
+    message_id = await send(client, tenant_a, body="after the outage")
+    await _killed_before_the_request(gateway, rig, clock, message_id, MAX_ATTEMPTS - 2)
+    await emulator.faults({"serverError": [{"path": STORE_PATH, "count": 1}, {"path": SMS_PATH, "count": 1}]})
+    clock.advance(121)
+    await rig.worker.run_until_idle()  # the lookup meets a 503: looked up again later
+    assert len(await emulator.sms_requests()) == 0
+    clock.advance(400)
+    await rig.worker.run_until_idle()  # not there: the fifth attempt again, a 503
+    assert len(await emulator.sms_requests()) == 1
+    assert (await status(gateway, message_id)).status == "sending", "the attempt cut short was counted"
+    clock.advance(400)
+    await rig.worker.run_until_idle()
+    assert (await status(gateway, message_id)).status == "sent"
+    assert len(await emulator.sms()) == 1
+
+
+async def test_the_sixth_attempt_redone_after_a_crash_is_still_the_last(
+    client: httpx.AsyncClient, gateway: Any, emulator: Emulator, rig: Pipeline, connected: Any, clock: ManualClock
+) -> None:
+    tenant_a, _ = connected
+    message_id = await send(client, tenant_a, body="last chance")
+    # Five failed attempts; the sixth is cut short by a crash, re-done by the survivor and fails:
+    # six attempts with an outcome, the budget is spent.
+    await _killed_before_the_request(gateway, rig, clock, message_id, MAX_ATTEMPTS - 1)
+    await emulator.faults({"serverError": {"path": SMS_PATH, "count": 1, "status": 503}})
+    clock.advance(121)
+    await rig.worker.run_until_idle()
+    failed = await status(gateway, message_id)
+    assert (failed.status, failed.error) == ("failed", "CMN-211: Service Temporary Unavailable")
+    assert len(await emulator.sms_requests()) == 1
 
 
 async def test_an_unreadable_answer_to_an_accepted_sms_is_adopted_not_failed(

@@ -62,6 +62,22 @@ class TenantLookup(Protocol):
     async def get(self, tenant_id: str) -> Tenant | None: ...
 
 
+class AttemptQueue(SendQueue, Protocol):
+    """The queue as the worker uses it: `SendQueue` plus attempt accounting (store/queue.py). An
+    attempt counts once it started and was not cut short by a crash: `begin_attempt` answers the
+    count including the attempt it starts (None: lease lost), re-doing rather than counting again
+    an attempt whose node died; `settled=False` gives a message back without an outcome (a
+    deferral, a failed message-store lookup), so such a pending re-do stays free."""
+
+    async def begin_attempt(
+        self, message_id: str, owner: str, now: datetime, lease_until: datetime, extension_id: str
+    ) -> int | None: ...
+
+    async def reschedule(
+        self, message_id: str, owner: str, until: datetime, now: datetime, *, in_doubt: bool, settled: bool = True
+    ) -> bool: ...
+
+
 def status_event(
     message_id: str,
     app_id: str | None,
@@ -111,7 +127,7 @@ class OutboundWorker:
     def __init__(
         self,
         *,
-        queue: SendQueue,
+        queue: AttemptQueue,
         tenants: TenantLookup,
         connections: Connections,
         rc: RingCentralApi,
@@ -295,7 +311,8 @@ class OutboundWorker:
 
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.lease_seconds)
-        if not await self.queue.start_attempt(msg.id, self.owner, now, lease_until, extension_id):
+        attempt = await self.queue.begin_attempt(msg.id, self.owner, now, lease_until, extension_id)
+        if attempt is None:
             log.warning("outbound.lease_lost", message_id=msg.id)
             return
         if msg.status == "queued":
@@ -315,7 +332,7 @@ class OutboundWorker:
                     msg.tenant_id, extension_id, self._send_call(msg.from_number, msg.to_number, parts[index])
                 )
             except ProviderError as err:
-                await self._provider_failure(msg, lane, err, attempts=msg.attempts + 1)
+                await self._provider_failure(msg, lane, err, attempts=attempt)
                 return
             self.pacer.observe(lane, sent.rate)
             if index == 0:
@@ -403,17 +420,27 @@ class OutboundWorker:
             return
         delay = retry_delay(max(msg.attempts, 1), err.retry_after, self.rng)
         log.info("outbound.lookup_retry", message_id=msg.id, attempts=msg.attempts, delay=round(delay, 2))
-        await self._retry(msg, err, delay=delay, doubt=True)
+        await self._retry(msg, err, delay=delay, doubt=True, settled=False)
 
-    async def _retry(self, msg: QueuedMessage, err: ProviderError | None, *, delay: float, doubt: bool) -> None:
+    async def _retry(
+        self, msg: QueuedMessage, err: ProviderError | None, *, delay: float, doubt: bool, settled: bool = True
+    ) -> None:
         now = self.clock.now()
-        await self.queue.reschedule(msg.id, self.owner, now + timedelta(seconds=delay), now, in_doubt=doubt)
+        await self.queue.reschedule(
+            msg.id, self.owner, now + timedelta(seconds=delay), now, in_doubt=doubt, settled=settled
+        )
 
     async def _defer(self, msg: QueuedMessage, seconds: float, *, reason: str) -> None:
         now = self.clock.now()
-        # A deferral never touches what is in doubt: a pending lookup stays pending.
+        # A deferral never touches what is in doubt: a pending lookup stays pending, and an
+        # attempt cut short by a crash stays to be re-done (it records no outcome).
         await self.queue.reschedule(
-            msg.id, self.owner, now + timedelta(seconds=seconds), now, in_doubt=msg.claimed_at is not None
+            msg.id,
+            self.owner,
+            now + timedelta(seconds=seconds),
+            now,
+            in_doubt=msg.claimed_at is not None,
+            settled=False,
         )
         self.metrics.sends.labels("deferred").inc()
         log.debug("outbound.deferred", message_id=msg.id, reason=reason, seconds=round(seconds, 2))

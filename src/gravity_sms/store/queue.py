@@ -10,6 +10,11 @@ queue metrics. It never talks to RingCentral.
 A row is claimable when `status IN ('queued', 'sending') AND next_attempt_at <= now`. A claim
 sets the lease and pushes `next_attempt_at` to the lease's expiry, so a row whose worker died
 becomes claimable again by itself when the lease runs out (expired-lease recovery).
+
+`lease_expires_at` marks a send attempt under way: set when an attempt starts, cleared when its
+outcome is recorded (sent, failed, or a failure given back for a retry). A row taken over with the
+mark still set had its attempt cut short (the node died): starting again re-does that attempt and
+does not count a new one, so a crash never uses up one of the message's attempts.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, not_, or_, select, text, update
+from sqlalchemy import and_, case, func, insert, not_, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -250,12 +255,7 @@ class SqlOutboundQueue:
             .with_for_update(skip_locked=True)
         )
         until = now + timedelta(seconds=lease_seconds)
-        stmt = (
-            update(m)
-            .where(m.c.id.in_(locked))
-            .values(lease_owner=owner, lease_expires_at=until, next_attempt_at=until)
-            .returning(*m.c)
-        )
+        stmt = update(m).where(m.c.id.in_(locked)).values(lease_owner=owner, next_attempt_at=until).returning(*m.c)
         async with self.db.write(epoch=False) as conn:
             rows = (await conn.execute(stmt)).all()
         claimed = [_queued(r) for r in rows]
@@ -273,18 +273,31 @@ class SqlOutboundQueue:
     async def start_attempt(
         self, message_id: str, owner: str, now: datetime, lease_until: datetime, extension_id: str
     ) -> bool:
-        return await self._update(
-            and_(self._owned(message_id, owner), m.c.status.in_(sources_of("sending"))),
-            {
-                "status": "sending",
-                "attempts": m.c.attempts + 1,
-                "claimed_at": now,
-                "lease_expires_at": lease_until,
-                "next_attempt_at": lease_until,
-                "extension_id": extension_id,
-                "updated_at": now,
-            },
+        return await self.begin_attempt(message_id, owner, now, lease_until, extension_id) is not None
+
+    async def begin_attempt(
+        self, message_id: str, owner: str, now: datetime, lease_until: datetime, extension_id: str
+    ) -> int | None:
+        """Start a send attempt; answers the message's attempt count including this one (None:
+        the lease is lost). An attempt cut short by a crash (still marked under way) is re-done,
+        not counted again."""
+        stmt = (
+            update(m)
+            .where(self._owned(message_id, owner), m.c.status.in_(sources_of("sending")))
+            .values(
+                status="sending",
+                attempts=m.c.attempts + case((m.c.lease_expires_at.is_(None), 1), else_=0),
+                claimed_at=now,
+                lease_expires_at=lease_until,
+                next_attempt_at=lease_until,
+                extension_id=extension_id,
+                updated_at=now,
+            )
+            .returning(m.c.attempts)
         )
+        async with self.db.write(epoch=False) as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else int(row.attempts)
 
     async def part_accepted(
         self, message_id: str, owner: str, parts_sent: int, rc_message_id: str | None, now: datetime
@@ -330,21 +343,26 @@ class SqlOutboundQueue:
             },
         )
 
-    async def reschedule(self, message_id: str, owner: str, until: datetime, now: datetime, *, in_doubt: bool) -> bool:
+    async def reschedule(
+        self, message_id: str, owner: str, until: datetime, now: datetime, *, in_doubt: bool, settled: bool = True
+    ) -> bool:
         """Give the row back to the queue, due at `until`. `in_doubt=False` records that the last
-        attempt certainly did not reach RingCentral (no message-store lookup needed next time)."""
-        values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "next_attempt_at": until}
+        attempt certainly did not reach RingCentral (no message-store lookup needed next time).
+        `settled=False` (a deferral, a failed message-store lookup) records no outcome: an attempt
+        cut short by a crash stays marked, and is re-done rather than counted again."""
+        values: dict[str, Any] = {"lease_owner": None, "next_attempt_at": until}
+        if settled:
+            values["lease_expires_at"] = None
         if not in_doubt:
             values["claimed_at"] = None
         return await self._update(and_(self._owned(message_id, owner), IN_QUEUE), values)
 
     async def release(self, owner: str, now: datetime) -> int:
-        """Graceful stop: every lease of `owner` is given back at once."""
+        """Graceful stop: every lease of `owner` is given back at once (an attempt interrupted
+        by the stop stays marked under way, like one cut short by a crash)."""
         async with self.db.write(epoch=False) as conn:
             result = await conn.execute(
-                update(m)
-                .where(m.c.lease_owner == owner, IN_QUEUE)
-                .values(lease_owner=None, lease_expires_at=None, next_attempt_at=now)
+                update(m).where(m.c.lease_owner == owner, IN_QUEUE).values(lease_owner=None, next_attempt_at=now)
             )
         return int(result.rowcount or 0)
 
