@@ -51,6 +51,8 @@ EXTS = [f"40211823{e:04d}" for e in (1, 2, 3, 4, 5)]
 NUMBERS = [f"+1555{e:03d}0000" for e in (1, 2, 3, 4, 5)]
 SHORT_EXT = EXTS[4]
 CONNECTED = (None, "connected", "active")
+# a path segment that is an id: digits (extensions, messages) or a UUID (subscriptions)
+ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F-]{27,})(?=/|$)")
 
 
 def _stored_texts(node: Any, tenant: Tenant) -> list[str]:
@@ -117,7 +119,7 @@ def _by_call(calls: list[dict[str, Any]]) -> dict[str, int]:
     """Calls counted per kind: method, path with ids folded, and the message-store direction."""
     out: dict[str, int] = {}
     for r in calls:
-        key = r["method"] + " " + re.sub(r"/\d+", "/{id}", r["path"])
+        key = r["method"] + " " + ID_SEGMENT.sub("/{id}", r["path"])
         direction = (r.get("query") or {}).get("direction")
         if direction:
             key += f"?direction={direction}"
@@ -320,12 +322,15 @@ def r5_disasters(ctx: SCtx) -> Outcome:
     # the tail limit holds in full runs only: a quick outage ends before the backoffs grow
     tail_ok = ctx.quick or tail_per_s <= 0.1
     no_hot_loop = calls_per_s <= 1.0 and refused_per_min <= 2.0 and tail_ok
-    if not no_hot_loop:
+    if calls_per_s > 1.0:
+        out.notes.append(f"hot loop: {calls_per_s:.2f} calls/s during the outage (limit 1): {outage_by_call}")
+    if not tail_ok:
         out.notes.append(
-            "hot loop: more than 1 call/s during the outage, more than 0.1 call/s in its last "
-            f"{tail_s:.0f} s ({len(tail_calls)} calls: {tail_by_call}), or more than 2 refused refresh "
-            "calls/min after the revoke"
+            f"hot loop: {len(tail_calls)} calls in the outage's last {tail_s:.0f} s ({tail_per_s:.2f}/s, "
+            f"limit 0.1/s): {tail_by_call}"
         )
+    if refused_per_min > 2.0:
+        out.notes.append(f"hot loop: {refused_per_min:.1f} refused refresh calls/min after the revoke (limit 2)")
     if short_left is None or not 0 < short_left <= short_ttl + 5:
         out.notes.append(
             f"tenant 5's token was not short-lived (expires in {short_left} s): emulator patch not applied"

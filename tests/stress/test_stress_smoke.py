@@ -169,3 +169,27 @@ def test_r5_reads_the_extension_status_as_shown() -> None:
     assert _ext_status({"answer": 500}) == "answer 500"
     assert _ext_status({"connected": True, "extensions": [{"status": "connected"}]}) == "connected"
     assert _ext_status({"connected": True, "extensions": [{"status": "error"}]}) == "error"
+
+
+def test_r5_counts_outage_calls_per_kind_with_ids_folded() -> None:
+    from stress.lifecycle import _by_call
+
+    calls = [
+        {
+            "method": "GET",
+            "path": "/restapi/v1.0/account/~/extension/402118230005/message-store",
+            "query": {"direction": "Outbound"},
+        },
+        {
+            "method": "GET",
+            "path": "/restapi/v1.0/account/~/extension/402118230004/message-store",
+            "query": {"direction": "Outbound"},
+        },
+        {"method": "GET", "path": "/restapi/v1.0/subscription/0dc86dce-b5d8-4efd-877e-c95f548b1230", "query": {}},
+        {"method": "POST", "path": "/restapi/oauth/token"},
+    ]
+    assert _by_call(calls) == {
+        "GET /restapi/v1.0/account/~/extension/{id}/message-store?direction=Outbound": 2,
+        "GET /restapi/v1.0/subscription/{id}": 1,
+        "POST /restapi/oauth/token": 1,
+    }
