@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -337,11 +338,27 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+GC_GEN0_THRESHOLD = 7000
+
+
+def tune_gc() -> None:
+    """A long-running server's garbage collector: everything built at start-up (modules, the
+    wired gateway: ~190k objects) is frozen out of the collector's scans, and young collections
+    run a tenth as often. Under B4 (inbound fan-out with one endpoint hanging, ~300k live objects
+    in flight) full collections of 70-190 ms, which found nothing to free, stalled every request
+    several times a minute; see docs/architecture.md."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
 async def serve(settings: Settings, *, workers: bool = True, api: bool = True) -> None:
     configure_logging(settings.log_level, settings.effective_log_format)
     gw = await build_gateway(settings)
     await prepare_database(gw)
     runtime = Runtime(gw, workers=workers)
+    tune_gc()
     try:
         if api:
             server = GatewayServer(uvicorn_config(runtime.app, settings), runtime)

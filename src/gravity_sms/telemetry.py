@@ -14,6 +14,9 @@ import contextvars
 import logging
 import re
 import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -64,6 +67,9 @@ class EventLogger:
     def __init__(self, name: str) -> None:
         self._logger = logging.getLogger(name)
 
+    def enabled_for(self, level: int) -> bool:
+        return self._logger.isEnabledFor(level)
+
     def _log(self, level: int, event: str, exc_info: bool = False, **fields: Any) -> None:
         if self._logger.isEnabledFor(level):
             self._logger.log(level, event, extra={"fields": fields}, exc_info=exc_info)
@@ -86,6 +92,31 @@ class EventLogger:
 
 def get_logger(name: str) -> EventLogger:
     return EventLogger(name)
+
+
+class LogThrottle:
+    """At most one log line per key every `every` seconds: `admit(key)` answers None to stay
+    quiet, else how many lines it kept quiet since the last one (a dead webhook endpoint fails
+    hundreds of deliveries a second; the delivery log and the metrics still count each)."""
+
+    def __init__(self, every: float = 10.0, size: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.size = size
+        self._clock = clock
+        self._seen: OrderedDict[str, list[float]] = OrderedDict()  # key -> [last logged at, suppressed]
+
+    def admit(self, key: str) -> int | None:
+        now = self._clock()
+        entry = self._seen.get(key)
+        if entry is not None and now - entry[0] < self.every:
+            entry[1] += 1
+            return None
+        suppressed = int(entry[1]) if entry is not None else 0
+        self._seen[key] = [now, 0]
+        self._seen.move_to_end(key)
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return suppressed
 
 
 def configure_logging(level: str = "info", fmt: str = "console") -> None:

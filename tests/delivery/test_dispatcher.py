@@ -225,6 +225,30 @@ async def test_an_endpoint_over_its_share_waits_its_turn_for_a_bounded_time(
     assert len(hang.received) == 1  # the second never reached the hanging endpoint
 
 
+async def test_a_hanging_endpoint_fails_its_overflow_at_once(
+    gateway: Any, tenant_a: Actor, receivers: list[Receiver]
+) -> None:
+    hang = await receiver(receivers, "hang")
+    await app_with_hook(gateway, tenant_a.tenant_id, hang.url)
+    gateway.dispatcher.per_endpoint = 1
+    gateway.dispatcher.queue_wait = TIMEOUT * 3
+    worker = asyncio.create_task(gateway.dispatcher.run())  # running: accepted messages start at once
+    await asyncio.sleep(0)
+    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("1"))
+    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("2"))  # waits for the first's slot
+    await hang.wait_for(2, timeout=TIMEOUT * 3)  # the first timed out; the second holds the slot
+    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("3"))
+    await gateway.dispatcher.run_until_idle()
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    rows = await log_rows(gateway)
+    assert sorted((r.error, r.duration_ms == 0) for r in rows) == sorted(
+        [("Timed out after 1s", False), ("Timed out after 1s", False), (OVERLOADED, True)]
+    )
+    assert len(hang.received) == 2  # the third never waited in line behind a hanging endpoint
+
+
 async def test_a_burst_to_a_slow_endpoint_queues_instead_of_failing(
     gateway: Any, tenant_a: Actor, receivers: list[Receiver]
 ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -42,7 +43,7 @@ from gravity_sms.domain.fanout import (
     trigger_payload,
 )
 from gravity_sms.domain.models import App, AppSecrets, Message
-from gravity_sms.telemetry import Metrics, get_logger
+from gravity_sms.telemetry import LogThrottle, Metrics, get_logger
 
 log = get_logger("gravity.dispatcher")
 
@@ -50,6 +51,7 @@ SCAN_INTERVAL = 5.0
 SCAN_BATCH = 200
 GRACE_SECONDS = 2.0
 OVERLOADED = "Too many deliveries in flight to this endpoint"
+TIMED_OUT = "Timed out"
 # Messages stored as already fanned out (their tenant had no target), awaiting their `submit`.
 SETTLED_SIZE = 4096
 
@@ -57,11 +59,12 @@ SETTLED_SIZE = 4096
 class _Endpoint:
     """Deliveries to one URL: at most `per_endpoint` in flight, the rest wait their turn."""
 
-    __slots__ = ("slots", "users")
+    __slots__ = ("slots", "timing_out", "users")
 
     def __init__(self, size: int) -> None:
         self.slots = asyncio.Semaphore(size)
         self.users = 0
+        self.timing_out = False  # the last exchange to finish timed out
 
 
 class OutboxStore(Protocol):
@@ -124,6 +127,7 @@ class WebhookDispatcher:
         # Waiting for a slot to one endpoint counts against no one else; bounded in time.
         self.queue_wait = client.timeout if queue_wait is None else queue_wait
         self._endpoints: dict[str, _Endpoint] = {}
+        self._failure_logs = LogThrottle()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
         self._running = False
@@ -262,13 +266,19 @@ class WebhookDispatcher:
             "webhook-signature": signature_header(webhook_id, now, body, app_secrets),
         }
 
-    async def _attempt(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+    async def _attempt(self, tenant_id: str, target: Target, webhook_id: str, body: bytes) -> Attempt:
+        url = target.url
         endpoint = self._endpoints.get(url)
         if endpoint is None:
             endpoint = self._endpoints[url] = _Endpoint(self.per_endpoint)
         endpoint.users += 1
         try:
             if endpoint.slots.locked():
+                if endpoint.timing_out:
+                    # Every slot is taken and the last exchange to finish timed out: the
+                    # endpoint hangs. Waiting would only delay the same failure by the timeout
+                    # and hold the delivery in memory meanwhile.
+                    return Attempt(None, OVERLOADED, 0)
                 # A burst, or a slow endpoint: wait in its own line, at most `queue_wait`.
                 # A hanging endpoint never takes more than its share of the global slots
                 # (api.md §6.2: one slow endpoint never delays the others); what cannot get
@@ -282,8 +292,12 @@ class WebhookDispatcher:
             else:
                 await endpoint.slots.acquire()
             try:
+                # Signed only once it is sent (the timestamp is the sending time).
+                headers = await self._headers(tenant_id, target, webhook_id, body)
                 async with self._slots:
-                    return await self.client.post(url, body, headers)
+                    attempt = await self.client.post(url, body, headers)
+                endpoint.timing_out = attempt.error is not None and attempt.error.startswith(TIMED_OUT)
+                return attempt
             finally:
                 endpoint.slots.release()
         finally:
@@ -294,8 +308,7 @@ class WebhookDispatcher:
     async def _deliver(self, tenant_id: str, message_id: str, target: Target, body: bytes) -> Delivery:
         webhook_id = message_id if message_id != TEST_MESSAGE_ID else "test_" + secrets.token_hex(8)
         try:
-            headers = await self._headers(tenant_id, target, webhook_id, body)
-            attempt = await self._attempt(target.url, body, headers)
+            attempt = await self._attempt(tenant_id, target, webhook_id, body)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -317,7 +330,24 @@ class WebhookDispatcher:
         )
         outcome = "success" if attempt.success else "failure"
         self.metrics.webhook_deliveries.labels(target.kind, outcome).inc()
-        fields = {
+        if attempt.success:
+            if log.enabled_for(logging.DEBUG):
+                log.debug("webhook.delivered", **self._fields(message_id, target, attempt))
+        else:
+            suppressed = self._failure_logs.admit(target.url)
+            if suppressed is not None:
+                log.warning(
+                    "webhook.failed",
+                    error=attempt.error,
+                    suppressed=suppressed,
+                    **self._fields(message_id, target, attempt),
+                )
+        await self.log_store.record(delivery)
+        return delivery
+
+    @staticmethod
+    def _fields(message_id: str, target: Target, attempt: Attempt) -> dict[str, Any]:
+        return {
             "message_id": message_id,
             "kind": target.kind,
             "app_id": target.app_id,
@@ -325,12 +355,6 @@ class WebhookDispatcher:
             "status": attempt.status_code,
             "duration_ms": attempt.duration_ms,
         }
-        if attempt.success:
-            log.debug("webhook.delivered", **fields)
-        else:
-            log.warning("webhook.failed", error=attempt.error, **fields)
-        await self.log_store.record(delivery)
-        return delivery
 
     # --- test-webhook (api.md §4) ---------------------------------------------------------------
     async def send_test(self, app: App) -> Delivery:
