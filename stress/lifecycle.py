@@ -22,7 +22,7 @@ Five tenants, each connected on its own extension, on one gateway in real time:
 3. tenant 3's refresh token is revoked and its access token expired, then it sends one SMS:
    `/v1/rc/status` must show it disconnected, with no refresh hot loop (its refused refresh
    calls, answered 400, are counted).
-The wait after the outage is bounded (16 min: the scheduler backs off up to 8 min after a
+The wait after the outage is bounded (16 min: the scheduler backs off up to 9.6 min after a
 10-minute outage, verifies subscriptions every 10 min and backfills every 15 min as a safety
 net); each recovery's time is reported.
 
