@@ -18,6 +18,7 @@ from tests.conftest import Actor
 from tests.rc_support import EXT, SMS_NUMBER, Stack, actor, in_process_stack
 
 DAY = 86400
+VERIFY_SECONDS = 11 * 60
 
 
 class FakeSink:
@@ -156,6 +157,53 @@ async def test_outage_backs_off_then_backfills_each_missed_sms_exactly_once(stac
     await stack.advance(16 * 60)
     await worker.run_until_idle()  # the periodic safety-net backfill sees them again: no duplicates
     assert await inbound_rows(stack) == expected
+
+
+async def test_a_success_after_an_outage_ends_the_backoff_at_the_next_pass(stack: Stack, acme: Actor) -> None:
+    assert stack.gw.inbound is not None
+    worker = scheduler(stack, stack.gw.inbound)
+    await worker.run_until_idle()
+    await stack.emu.post("/_emulator/faults", json={"serverError": {"path": "/restapi/*", "probability": 1.0}})
+    r = await stack.emu.post(
+        "/_emulator/inbound?deliver=false", json={"from": "+15551234567", "to": SMS_NUMBER, "text": "missed"}
+    )
+    missed = (r.json()["id"], "missed")
+    for _ in range(4):  # four failed visits: the next one is minutes away
+        await stack.advance(3600)
+        await worker.run_until_idle()
+    until = worker.backoff_until(acme.tenant_id, EXT)
+    assert until is not None and (until - stack.clock.now()).total_seconds() >= 240
+    await worker.run_until_idle()
+    assert missed not in await inbound_rows(stack)  # still backing off
+    # RingCentral is back and another call (say, a send) succeeds: the next pass goes ahead.
+    await stack.emu.delete("/_emulator/faults")
+    await stack.advance(130)  # past the token refresh's own backoff (at most 2 min), not the scheduler's
+    await stack.gw.connections.call(acme.tenant_id, EXT, stack.gw.rc.get_extension)
+    await worker.run_until_idle()
+    assert missed in await inbound_rows(stack)
+    assert worker.backoff_until(acme.tenant_id, EXT) is None
+
+
+async def test_an_early_visit_that_fails_again_keeps_backing_off(stack: Stack, acme: Actor) -> None:
+    worker = scheduler(stack, FakeSink())
+    await worker.run_until_idle()
+    await stack.emu.post(
+        "/_emulator/faults", json={"serverError": {"path": "/restapi/v1.0/subscription*", "probability": 1.0}}
+    )
+    await stack.advance(VERIFY_SECONDS)
+    await worker.run_until_idle()  # the subscription check fails: backing off
+    assert worker.backoff_until(acme.tenant_id, EXT) is not None
+    stack.clock.advance(1)
+    await stack.gw.connections.call(acme.tenant_id, EXT, stack.gw.rc.get_extension)  # other calls work
+    seen = len(await stack.requests("/restapi/v1.0/subscription"))
+    await worker.run_until_idle()  # one early visit: fails again
+    early = len(await stack.requests("/restapi/v1.0/subscription"))
+    assert early > seen
+    for _ in range(3):  # and no more before the backoff ends, successes elsewhere or not
+        stack.clock.advance(1)
+        await stack.gw.connections.call(acme.tenant_id, EXT, stack.gw.rc.get_extension)
+        await worker.run_until_idle()
+    assert len(await stack.requests("/restapi/v1.0/subscription")) == early
 
 
 async def test_a_rejected_refresh_token_stops_the_scheduler_for_that_extension(stack: Stack, acme: Actor) -> None:

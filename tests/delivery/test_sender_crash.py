@@ -93,6 +93,36 @@ async def test_a_message_store_that_stays_unreachable_fails_the_message_after_a_
     assert len(await emulator.sms_requests()) == 1, "never re-sent while it could not tell whether it went"
 
 
+async def test_lookups_thin_out_while_ringcentral_is_down(
+    client: httpx.AsyncClient, gateway: Any, emulator: Emulator, rig: Pipeline, connected: Any, clock: ManualClock
+) -> None:
+    """A 10-minute outage that starts with a first attempt answered 503 (in doubt): the lookups
+    before a re-send back off with the time the answer has been in doubt instead of coming back
+    every ~2 s (a lookup is no attempt, so the attempt count cannot slow them down)."""
+    tenant_a, _ = connected
+    await emulator.faults(
+        {
+            "serverError": [
+                {"path": SMS_PATH, "count": 1, "status": 503},
+                {"path": STORE_PATH, "count": 100_000, "status": 503},
+            ]
+        }
+    )
+    message_id = await send(client, tenant_a, body="patience")
+    for _ in range(300):  # the worker's loop, every 2 s, for 10 minutes
+        await rig.worker.run_until_idle()
+        clock.advance(2)
+    lookups = len(await emulator.requests(STORE_PATH))
+    assert 3 <= lookups <= 15, f"{lookups} message-store lookups in 10 minutes"
+    assert len(await emulator.sms_requests()) == 1  # never re-sent while in doubt
+    assert (await status(gateway, message_id)).status == "sending"
+    assert (await emulator.control.delete("/_emulator/faults")).status_code == 200  # RingCentral is back
+    clock.advance(301)  # the longest lookup delay
+    await rig.worker.run_until_idle()  # looked up: RingCentral never had it, so it is sent now
+    assert (await status(gateway, message_id)).status == "sent"
+    assert len(await emulator.sms()) == 1 and len(await emulator.sms_requests()) == 2
+
+
 async def _killed_before_the_request(
     gateway: Any, rig: Pipeline, clock: ManualClock, message_id: str, failed_before: int
 ) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gravity_sms.domain.errors import ConnectionRevoked, ProviderError
+from gravity_sms.domain.connections import REFRESH_BACKOFF_FIRST
+from gravity_sms.domain.errors import ConnectionRevoked, ProviderError, RefreshFailed
 from gravity_sms.store import Database
 from tests.conftest import Actor
 from tests.rc_support import EXT, Stack, actor, in_process_stack
@@ -114,12 +115,34 @@ async def test_transient_refresh_failure_is_retryable_and_keeps_the_connection(s
     await stack.advance(3600)
     r = await stack.emu.post("/_emulator/faults", json={"serverError": {"path": "/restapi/oauth/token", "count": 1}})
     assert r.status_code == 200
-    with pytest.raises(ProviderError) as info:
+    with pytest.raises(RefreshFailed) as info:
         await whoami(stack, acme.tenant_id)
     assert info.value.retryable and info.value.code != "not-connected"
+    stack.clock.advance(REFRESH_BACKOFF_FIRST)
     assert await whoami(stack, acme.tenant_id) == EXT
     status = (await stack.api.get("/v1/rc/status", headers=acme.headers)).json()
     assert status["connected"] is True and status["extensions"][0]["error"] is None
+
+
+async def test_a_failing_refresh_backs_off_instead_of_asking_again_for_every_call(stack: Stack, acme: Actor) -> None:
+    await stack.advance(3600)
+    r = await stack.emu.post("/_emulator/faults", json={"serverError": {"path": "/restapi/oauth/token", "count": 100}})
+    assert r.status_code == 200
+    waits = []
+    for _ in range(4):
+        for _ in range(5):  # many calls while it backs off: they fail at once, RingCentral is not asked
+            with pytest.raises(RefreshFailed) as info:
+                await whoami(stack, acme.tenant_id)
+            assert info.value.retryable and info.value.retry_after is not None
+        waits.append(info.value.retry_after)
+        stack.clock.advance(info.value.retry_after)
+    assert len(await refreshes(stack)) == 4  # one per backoff step, not one per call
+    assert waits == sorted(waits) and waits[-1] > waits[0]  # 2 s, 4 s, 8 s …
+    assert (await stack.emu.delete("/_emulator/faults")).status_code == 200
+    assert await whoami(stack, acme.tenant_id) == EXT  # the next step's refresh succeeds
+    stack.clock.advance(1)
+    assert await whoami(stack, acme.tenant_id) == EXT  # and the backoff is over
+    assert len(await refreshes(stack)) == 5
 
 
 async def test_note_event_writes_at_most_every_ten_seconds(stack: Stack, acme: Actor) -> None:

@@ -58,6 +58,8 @@ class ConnectionScheduler:
         self.interval = interval
         self._failures: dict[Key, int] = {}
         self._not_before: dict[Key, datetime] = {}
+        self._outage_since: dict[Key, datetime] = {}
+        self._early: set[Key] = set()
         self._verified_at: dict[Key, datetime] = {}
         self._backfilled_at: dict[Key, datetime] = {}
         self._gap: set[Key] = set()
@@ -83,7 +85,11 @@ class ConnectionScheduler:
             key = (ext.tenant_id, ext.extension_id)
             not_before = self._not_before.get(key)
             if not_before is not None and now < not_before:
-                continue
+                if not self._recovered(key):
+                    continue
+                # One early visit: if it fails again, the backoff goes on as it would have.
+                self._outage_since.pop(key, None)
+                self._early.add(key)
             async with self.locks.try_lock(f"rc-maintain:{ext.tenant_id}:{ext.extension_id}", ttl=120.0) as held:
                 if not held:
                     continue
@@ -96,13 +102,15 @@ class ConnectionScheduler:
             if exc.code == "not-connected":
                 self._forget(key)
                 return
-            self._back_off(key, exc.retry_after, exc.code)
+            self._back_off(key, exc.retry_after, exc.code, rate_limited=exc.status == 429)
         except Exception:
             log.exception("scheduler.extension_failed", tenant_id=ext.tenant_id, extension_id=ext.extension_id)
             self._back_off(key, None, "internal")
         else:
             self._failures.pop(key, None)
             self._not_before.pop(key, None)
+            self._outage_since.pop(key, None)
+            self._early.discard(key)
 
     async def _maintain(self, ext: StoredExtension, key: Key) -> None:
         tenant_id, extension_id = key
@@ -125,9 +133,24 @@ class ConnectionScheduler:
             self._backfilled_at[key] = now
             self._gap.discard(key)
 
-    def _back_off(self, key: Key, retry_after: float | None, code: str | None) -> None:
+    def _recovered(self, key: Key) -> bool:
+        """A backoff after an outage ends early once any call to RingCentral succeeded since it
+        began (a send, a lookup, another extension's maintenance): the next pass visits the
+        extension, so subscriptions are re-created and missed SMS backfilled within a pass of
+        RingCentral's return, not after the backoff's last, longest wait. A backoff after a 429
+        (RingCentral's rate limit for this extension) is kept."""
+        since = self._outage_since.get(key)
+        last_success = self.connections.last_success
+        return since is not None and last_success is not None and last_success > since
+
+    def _back_off(self, key: Key, retry_after: float | None, code: str | None, *, rate_limited: bool = False) -> None:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
+        if not rate_limited and key not in self._early:
+            self._outage_since[key] = self.clock.now()
+        else:
+            self._outage_since.pop(key, None)
+        self._early.discard(key)
         delay = min(BACKOFF_BASE * 2 ** (failures - 1), BACKOFF_MAX)
         delay *= random.uniform(1.0, 1.2)  # jitter: nodes and extensions do not retry in step
         if retry_after is not None:
@@ -140,9 +163,10 @@ class ConnectionScheduler:
         )
 
     def _forget(self, key: Key) -> None:
-        for table in (self._failures, self._not_before, self._verified_at, self._backfilled_at):
+        for table in (self._failures, self._not_before, self._outage_since, self._verified_at, self._backfilled_at):
             table.pop(key, None)
         self._gap.discard(key)
+        self._early.discard(key)
 
     def backoff_until(self, tenant_id: str, extension_id: str) -> datetime | None:
         """When the extension is next visited after a failure (None: next pass)."""

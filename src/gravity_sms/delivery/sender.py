@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from gravity_sms.delivery.pacing import ExtensionPacer, NumberLimit
 from gravity_sms.domain.clock import Clock, isoformat_z
-from gravity_sms.domain.errors import ConnectionRevoked, ProviderError
+from gravity_sms.domain.errors import ConnectionRevoked, ProviderError, RefreshFailed
 from gravity_sms.domain.models import Tenant
 from gravity_sms.domain.outbound import (
     IDEMPOTENCY_TTL_SECONDS,
@@ -50,6 +50,8 @@ RECONCILE_PAGES = 10
 # A message whose previous attempt may have reached RingCentral is failed for an unreachable
 # message store only this long after it was created (the lookup is retried with backoff until then).
 LOOKUP_GIVE_UP = timedelta(hours=24)
+LOOKUP_BACKOFF = 0.5
+LOOKUP_MAX_DELAY = 300.0
 FIRST_TRACK_DELAY = timedelta(seconds=5)
 MIN_CLAIM_GAP = 0.2
 # The queue metrics cost a scan of the queue: refreshed at most this often.
@@ -113,7 +115,10 @@ def describe(err: ProviderError) -> str:
 
 def in_doubt(err: ProviderError) -> bool:
     """Whether RingCentral may have accepted the request although we saw a failure: no answer, a
-    5xx, or a success answer the client could not read (`bad-answer`)."""
+    5xx, or a success answer the client could not read (`bad-answer`). A token that could not
+    be refreshed means the call never went."""
+    if isinstance(err, RefreshFailed):
+        return False
     return err.status is None or err.status >= 500 or 200 <= err.status < 300
 
 
@@ -418,7 +423,12 @@ class OutboundWorker:
         if permanent or self.clock.now() - msg.created_at >= LOOKUP_GIVE_UP:
             await self._fail(msg, describe(err))
             return
-        delay = retry_delay(max(msg.attempts, 1), err.retry_after, self.rng)
+        # Backs off with the time the answer has been in doubt (a lookup is no attempt, so the
+        # attempt count does not grow): ~half of it, at least the usual retry delay, at most
+        # LOOKUP_MAX_DELAY; during an outage the lookups thin out instead of looping.
+        in_doubt_for = (self.clock.now() - (msg.claimed_at or msg.created_at)).total_seconds()
+        delay = max(retry_delay(max(msg.attempts, 1), err.retry_after, self.rng), in_doubt_for * LOOKUP_BACKOFF)
+        delay = min(delay, max(LOOKUP_MAX_DELAY, err.retry_after or 0.0))
         log.info("outbound.lookup_retry", message_id=msg.id, attempts=msg.attempts, delay=round(delay, 2))
         await self._retry(msg, err, delay=delay, doubt=True, settled=False)
 

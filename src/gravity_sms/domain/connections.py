@@ -30,7 +30,14 @@ from gravity_sms.domain.connection_store import (
     StoredExtension,
     StoredSubscription,
 )
-from gravity_sms.domain.errors import AuthExpired, ConnectionRevoked, ProviderError, TooManyRequests, ValidationFailed
+from gravity_sms.domain.errors import (
+    AuthExpired,
+    ConnectionRevoked,
+    ProviderError,
+    RefreshFailed,
+    TooManyRequests,
+    ValidationFailed,
+)
 from gravity_sms.domain.ports import LockManager, RateLimiter, SecretBox
 from gravity_sms.domain.provider import RcMessage, RingCentralApi
 
@@ -47,6 +54,10 @@ REFRESH_MARGIN = timedelta(seconds=60)
 # The scheduler refreshes ahead of time, and keeps a quiet connection's refresh token alive.
 REFRESH_AHEAD = timedelta(minutes=5)
 REFRESH_TOKEN_AHEAD = timedelta(days=1)
+# After a refresh failed (RingCentral down), calls needing one fail at once for a while instead
+# of asking again: 2 s, 4 s, 8 s … at most 2 minutes (per extension, per node).
+REFRESH_BACKOFF_FIRST = 2.0
+REFRESH_BACKOFF_MAX = 120.0
 SUBSCRIPTION_TTL = 604800  # 7 days (api.md §9)
 # Renew with at least a day to spare (api.md §9): from three days left, so retries have room.
 RENEW_WITHIN = timedelta(days=3)
@@ -78,6 +89,12 @@ def _is_missing(exc: ProviderError) -> bool:
     return exc.code == "CMN-102" or exc.status == 404
 
 
+def _refresh_failed(exc: ProviderError, *, retry_after: float) -> RefreshFailed:
+    return RefreshFailed(
+        exc.message, code=exc.code, status=exc.status, retryable=exc.retryable, retry_after=retry_after
+    )
+
+
 class ConnectionService:
     def __init__(
         self,
@@ -99,6 +116,11 @@ class ConnectionService:
         self.public_url = public_url.rstrip("/")
         self._tokens: dict[tuple[str, str], tuple[str, datetime]] = {}
         self._noted: dict[tuple[str, str], float] = {}
+        # extension -> (failures in a row, no new attempt before, the last failure)
+        self._refresh_failures: dict[tuple[str, str], tuple[int, datetime, ProviderError]] = {}
+        # When a call to RingCentral last succeeded on this node, for any extension: after an
+        # outage the scheduler takes it as the sign that RingCentral is back.
+        self.last_success: datetime | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -113,10 +135,12 @@ class ConnectionService:
         """Run `fn(access_token)`; on an expired token refresh once and repeat once."""
         token = await self._access_token(tenant_id, extension_id)
         try:
-            return await fn(token)
+            result = await fn(token)
         except AuthExpired:
             token = await self._refresh(tenant_id, extension_id, stale=token)
-            return await fn(token)
+            result = await fn(token)
+        self.last_success = self.clock.now()
+        return result
 
     async def _access_token(self, tenant_id: str, extension_id: str) -> str:
         key = (tenant_id, extension_id)
@@ -154,6 +178,9 @@ class ConnectionService:
                 assert ext.access_expires_at is not None
                 self._tokens[key] = (current, ext.access_expires_at)
                 return current
+            failed = self._refresh_failures.get(key)
+            if failed is not None and now < failed[1]:
+                raise _refresh_failed(failed[2], retry_after=(failed[1] - now).total_seconds())
             try:
                 tokens = await self.rc.refresh(self.box.decrypt(ext.refresh_token_enc))
             except ConnectionRevoked as exc:
@@ -165,8 +192,13 @@ class ConnectionService:
                 )
                 raise not_connected() from None
             except ProviderError as exc:
+                count = failed[0] + 1 if failed is not None else 1
+                backoff = min(REFRESH_BACKOFF_FIRST * 2 ** (count - 1), REFRESH_BACKOFF_MAX)
+                backoff = max(backoff, exc.retry_after or 0.0)
+                self._refresh_failures[key] = (count, now + timedelta(seconds=backoff), exc)
                 await self.store.set_error(tenant_id, extension_id, f"Token refresh failed: {exc}", now)
-                raise
+                raise _refresh_failed(exc, retry_after=backoff) from exc
+            self._refresh_failures.pop(key, None)
             await self.store.save_tokens(
                 tenant_id,
                 extension_id,

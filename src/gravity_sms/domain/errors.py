@@ -85,5 +85,10 @@ class AuthExpired(ProviderError):
     """The access token was refused as expired or unknown (OAU-128 / OAU-213); refresh once and repeat."""
 
 
+class RefreshFailed(ProviderError):
+    """The access token could not be refreshed (a transient failure, or a refresh backing off
+    after one): the call it was for never reached RingCentral, so nothing is in doubt."""
+
+
 class ConnectionRevoked(ProviderError):
     """The refresh token was refused (invalid_grant): the extension is disconnected, never retried."""
