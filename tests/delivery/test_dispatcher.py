@@ -249,6 +249,29 @@ async def test_a_hanging_endpoint_fails_its_overflow_at_once(
     assert len(hang.received) == 2  # the third never waited in line behind a hanging endpoint
 
 
+async def test_a_hanging_endpoint_keeps_only_a_few_probes_in_flight(
+    gateway: Any, tenant_a: Actor, receivers: list[Receiver]
+) -> None:
+    hang = await receiver(receivers, "hang")
+    await app_with_hook(gateway, tenant_a.tenant_id, hang.url)
+    gateway.dispatcher.probes = 2
+    worker = asyncio.create_task(gateway.dispatcher.run())
+    await asyncio.sleep(0)
+    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("a"))
+    await asyncio.sleep(TIMEOUT / 2)
+    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("b"))
+    await asyncio.sleep(TIMEOUT * 0.7)  # "a" timed out, "b" is still in flight
+    for rc_id in "cdef":
+        await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms(rc_id))
+    await gateway.dispatcher.run_until_idle()
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    errors = sorted(r.error for r in await log_rows(gateway))
+    assert errors == sorted(["Timed out after 1s"] * 3 + [OVERLOADED] * 3)
+    assert len(hang.received) == 3  # "a", "b" and one probe; not all 100 of its share
+
+
 async def test_a_burst_to_a_slow_endpoint_queues_instead_of_failing(
     gateway: Any, tenant_a: Actor, receivers: list[Receiver]
 ) -> None:

@@ -59,11 +59,12 @@ SETTLED_SIZE = 4096
 class _Endpoint:
     """Deliveries to one URL: at most `per_endpoint` in flight, the rest wait their turn."""
 
-    __slots__ = ("slots", "timing_out", "users")
+    __slots__ = ("in_flight", "slots", "timing_out", "users")
 
     def __init__(self, size: int) -> None:
         self.slots = asyncio.Semaphore(size)
         self.users = 0
+        self.in_flight = 0
         self.timing_out = False  # the last exchange to finish timed out
 
 
@@ -107,6 +108,7 @@ class WebhookDispatcher:
         node_id: str | None = None,
         concurrency: int = 500,
         per_endpoint: int = 100,
+        probes: int = 5,
         scan_interval: float = SCAN_INTERVAL,
         grace_seconds: float = GRACE_SECONDS,
         queue_wait: float | None = None,
@@ -123,6 +125,7 @@ class WebhookDispatcher:
         # Longer than the slowest fan-out of one message (all targets run concurrently).
         self.lease_seconds = client.timeout * 2 + 5
         self.per_endpoint = per_endpoint
+        self.probes = probes
         self._slots = asyncio.Semaphore(concurrency)
         # Waiting for a slot to one endpoint counts against no one else; bounded in time.
         self.queue_wait = client.timeout if queue_wait is None else queue_wait
@@ -273,12 +276,14 @@ class WebhookDispatcher:
             endpoint = self._endpoints[url] = _Endpoint(self.per_endpoint)
         endpoint.users += 1
         try:
+            if endpoint.timing_out and endpoint.in_flight >= min(self.probes, self.per_endpoint):
+                # The last exchange to finish timed out: the endpoint hangs. Only `probes`
+                # deliveries stay in flight to find out when it answers again (the first success
+                # gives it its whole share back); the rest fail at once — waiting would only
+                # delay the same failure and hold the delivery in memory, and a hundred new
+                # connections after each timeout wave would cost everyone else.
+                return Attempt(None, OVERLOADED, 0)
             if endpoint.slots.locked():
-                if endpoint.timing_out:
-                    # Every slot is taken and the last exchange to finish timed out: the
-                    # endpoint hangs. Waiting would only delay the same failure by the timeout
-                    # and hold the delivery in memory meanwhile.
-                    return Attempt(None, OVERLOADED, 0)
                 # A burst, or a slow endpoint: wait in its own line, at most `queue_wait`.
                 # A hanging endpoint never takes more than its share of the global slots
                 # (api.md §6.2: one slow endpoint never delays the others); what cannot get
@@ -291,6 +296,7 @@ class WebhookDispatcher:
                     return Attempt(None, OVERLOADED, int((time.perf_counter() - started) * 1000))
             else:
                 await endpoint.slots.acquire()
+            endpoint.in_flight += 1
             try:
                 # Signed only once it is sent (the timestamp is the sending time).
                 headers = await self._headers(tenant_id, target, webhook_id, body)
@@ -299,6 +305,7 @@ class WebhookDispatcher:
                 endpoint.timing_out = attempt.error is not None and attempt.error.startswith(TIMED_OUT)
                 return attempt
             finally:
+                endpoint.in_flight -= 1
                 endpoint.slots.release()
         finally:
             endpoint.users -= 1
