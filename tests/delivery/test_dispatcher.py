@@ -5,6 +5,7 @@ and the test-webhook / webhook-deliveries routes (api.md §4, §6.2-§6.4)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -225,6 +226,19 @@ async def test_an_endpoint_over_its_share_waits_its_turn_for_a_bounded_time(
     assert len(hang.received) == 1  # the second never reached the hanging endpoint
 
 
+@contextlib.asynccontextmanager
+async def running(dispatcher: WebhookDispatcher) -> AsyncIterator[None]:
+    """The dispatcher's worker loop: accepted messages start at once, as in a serving process."""
+    worker = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0)
+    try:
+        yield
+    finally:
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+
+
 async def test_a_hanging_endpoint_fails_its_overflow_at_once(
     gateway: Any, tenant_a: Actor, receivers: list[Receiver]
 ) -> None:
@@ -232,16 +246,12 @@ async def test_a_hanging_endpoint_fails_its_overflow_at_once(
     await app_with_hook(gateway, tenant_a.tenant_id, hang.url)
     gateway.dispatcher.per_endpoint = 1
     gateway.dispatcher.queue_wait = TIMEOUT * 3
-    worker = asyncio.create_task(gateway.dispatcher.run())  # running: accepted messages start at once
-    await asyncio.sleep(0)
-    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("1"))
-    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("2"))  # waits for the first's slot
-    await hang.wait_for(2, timeout=TIMEOUT * 3)  # the first timed out; the second holds the slot
-    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("3"))
-    await gateway.dispatcher.run_until_idle()
-    worker.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await worker
+    async with running(gateway.dispatcher):
+        await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("1"))
+        await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("2"))  # waits for the first's slot
+        await hang.wait_for(2, timeout=TIMEOUT * 3)  # the first timed out; the second holds the slot
+        await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("3"))
+        await gateway.dispatcher.run_until_idle()
     rows = await log_rows(gateway)
     assert sorted((r.error, r.duration_ms == 0) for r in rows) == sorted(
         [("Timed out after 1s", False), ("Timed out after 1s", False), (OVERLOADED, True)]
@@ -255,18 +265,14 @@ async def test_a_hanging_endpoint_keeps_only_a_few_probes_in_flight(
     hang = await receiver(receivers, "hang")
     await app_with_hook(gateway, tenant_a.tenant_id, hang.url)
     gateway.dispatcher.probes = 2
-    worker = asyncio.create_task(gateway.dispatcher.run())
-    await asyncio.sleep(0)
-    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("a"))
-    await asyncio.sleep(TIMEOUT / 2)
-    await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("b"))
-    await asyncio.sleep(TIMEOUT * 0.7)  # "a" timed out, "b" is still in flight
-    for rc_id in "cdef":
-        await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms(rc_id))
-    await gateway.dispatcher.run_until_idle()
-    worker.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await worker
+    async with running(gateway.dispatcher):
+        await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("a"))
+        await asyncio.sleep(TIMEOUT / 2)
+        await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms("b"))
+        await asyncio.sleep(TIMEOUT * 0.7)  # "a" timed out, "b" is still in flight
+        for rc_id in "cdef":
+            await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms(rc_id))
+        await gateway.dispatcher.run_until_idle()
     errors = sorted(r.error for r in await log_rows(gateway))
     assert errors == sorted(["Timed out after 1s"] * 3 + [OVERLOADED] * 3)
     assert len(hang.received) == 3  # "a", "b" and one probe; not all 100 of its share
