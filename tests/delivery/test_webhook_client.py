@@ -114,6 +114,7 @@ async def test_timeouts_errors_and_large_replies() -> None:
         for r in (hang, huge, closing, five):
             await r.stop()
     assert (timed_out.success, timed_out.status_code, timed_out.error) == (False, None, "Timed out after 0.5s")
+    assert timed_out.timed_out and not dropped.timed_out and not failed.timed_out
     assert big.success and len(big.body) == BODY_PREFIX  # 2 KB of a 10 MB reply
     assert not dropped.success and dropped.error is not None and dropped.error.startswith("Connection failed: ")
     assert (failed.success, failed.status_code, failed.error, failed.body) == (False, 500, "HTTP 500", "nope")

@@ -51,7 +51,6 @@ SCAN_INTERVAL = 5.0
 SCAN_BATCH = 200
 GRACE_SECONDS = 2.0
 OVERLOADED = "Too many deliveries in flight to this endpoint"
-TIMED_OUT = "Timed out"
 # Messages stored as already fanned out (their tenant had no target), awaiting their `submit`.
 SETTLED_SIZE = 4096
 
@@ -302,7 +301,7 @@ class WebhookDispatcher:
                 headers = await self._headers(tenant_id, target, webhook_id, body)
                 async with self._slots:
                     attempt = await self.client.post(url, body, headers)
-                endpoint.timing_out = attempt.error is not None and attempt.error.startswith(TIMED_OUT)
+                endpoint.timing_out = attempt.timed_out
                 return attempt
             finally:
                 endpoint.in_flight -= 1

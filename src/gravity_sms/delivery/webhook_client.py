@@ -41,6 +41,7 @@ class Attempt:
     error: str | None
     duration_ms: int
     body: str = ""
+    timed_out: bool = False  # the exchange ran past the timeout (the endpoint may hang)
 
     @property
     def success(self) -> bool:
@@ -135,6 +136,7 @@ class WebhookClient:
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
+        timed_out = False
         prefix = b""
         try:
             async with asyncio.timeout(self.timeout):
@@ -156,12 +158,13 @@ class WebhookClient:
             )
         except TimeoutError:
             error = f"Timed out after {self.timeout:g}s"
+            timed_out = True
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             error = f"Connection failed: {type(exc).__name__}"
         if error is None and status is not None and not 200 <= status < 300:
             error = f"HTTP {status}"
         duration_ms = int((time.perf_counter() - started) * 1000)
-        return Attempt(status, error, duration_ms, prefix[:BODY_PREFIX].decode("utf-8", errors="replace"))
+        return Attempt(status, error, duration_ms, prefix[:BODY_PREFIX].decode("utf-8", errors="replace"), timed_out)
 
     async def close(self) -> None:
         if self._session is not None:
