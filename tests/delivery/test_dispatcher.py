@@ -339,17 +339,11 @@ async def test_live_path_delivers_without_waiting_for_a_scan(
     await app_with_hook(gateway, tenant_a.tenant_id, r.url)
     dispatcher: WebhookDispatcher = gateway.dispatcher
     dispatcher.scan_interval = 3600
-    runner = asyncio.create_task(dispatcher.run())
-    try:
-        await asyncio.sleep(0)
+    async with running(dispatcher):
         msg, _ = await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms())
         row = await pending(gateway, msg.id)
         assert row.lease_owner == dispatcher.node_id  # stamped at insert: no scan will take it
         await r.wait_for(1, timeout=5)
-    finally:
-        runner.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await runner
 
 
 async def test_drain_cancels_after_the_deadline_and_releases_the_lease(
@@ -359,17 +353,13 @@ async def test_drain_cancels_after_the_deadline_and_releases_the_lease(
     await app_with_hook(gateway, tenant_a.tenant_id, hang.url)
     dispatcher: WebhookDispatcher = gateway.dispatcher
     dispatcher.scan_interval = 3600
-    runner = asyncio.create_task(dispatcher.run())
-    await asyncio.sleep(0)
-    msg, _ = await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms())
-    await hang.wait_for(1, timeout=5)
-    await dispatcher.drain(0.05)
-    row = await pending(gateway, msg.id)
-    assert row.fanout_pending in (True, 1)
-    assert row.lease_owner is None  # free for the next process at once
-    runner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await runner
+    async with running(dispatcher):
+        msg, _ = await gateway.inbound.accept(tenant_a.tenant_id, "ext", sms())
+        await hang.wait_for(1, timeout=5)
+        await dispatcher.drain(0.05)
+        row = await pending(gateway, msg.id)
+        assert row.fanout_pending in (True, 1)
+        assert row.lease_owner is None  # free for the next process at once
 
 
 # --- SSRF at delivery time ----------------------------------------------------------------------
