@@ -84,15 +84,16 @@ class ConnectionScheduler:
         for ext in await self.connections.store.all_connected():
             key = (ext.tenant_id, ext.extension_id)
             not_before = self._not_before.get(key)
-            if not_before is not None and now < not_before:
-                if not self._recovered(key):
-                    continue
-                # One early visit: if it fails again, the backoff goes on as it would have.
-                self._outage_since.pop(key, None)
-                self._early.add(key)
+            early = not_before is not None and now < not_before
+            if early and not self._recovered(key):
+                continue
             async with self.locks.try_lock(f"rc-maintain:{ext.tenant_id}:{ext.extension_id}", ttl=120.0) as held:
                 if not held:
                     continue
+                if early:
+                    # One early visit: if it fails again, the backoff goes on as it would have.
+                    self._outage_since.pop(key, None)
+                    self._early.add(key)
                 await self._visit(ext, key)
 
     async def _visit(self, ext: StoredExtension, key: Key) -> None:
