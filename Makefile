@@ -1,18 +1,32 @@
 # Gravity SMS — the two README commands are `make run` and `make test`.
+#
+# Everything installs from the committed lock (uv.lock) into .venv, bootstrapped from a bare
+# `python3`: a venv, then uv (pinned below) inside it, then `uv sync --frozen`. A fresh clone
+# therefore installs exactly the versions the lock was tested with, on any day.
+# `make lock` refreshes the lock to the newest versions pyproject.toml's ranges allow.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+STAMP := $(VENV)/.synced-$(shell cat pyproject.toml uv.lock | cksum | cut -d' ' -f1)
+# uv syncs into .venv with the interpreter it was created with, and never downloads a Python.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(BIN)/python
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck unit bench stress wrk install clean migration
+.PHONY: run test lint typecheck unit bench stress wrk install lock lock-check clean migration
 
-$(BIN)/python:
+$(UV):
+	@echo "==> creating $(VENV) with $(PYTHON) and installing uv $(UV_VERSION)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
+# One environment for every target (runtime, test and bench extras), synced exactly to the lock.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@echo "==> installing the locked dependencies into $(VENV) (uv sync --frozen)"
+	$(UV) sync --frozen --all-extras
+	rm -f $(VENV)/.synced-*
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +34,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/gravity-sms demo
 
-lint: $(STAMP)
+# Refresh the lock to the newest versions the ranges allow; commit uv.lock alone after `make test`.
+lock: | $(UV)
+	$(UV) lock --upgrade
+
+# Fails when pyproject.toml and uv.lock disagree (a range changed without `uv lock`).
+lock-check: | $(UV)
+	$(UV) lock --check
+
+lint: $(STAMP) lock-check
 	$(BIN)/ruff check src tests bench stress
 	$(BIN)/ruff format --check src tests bench stress
 	$(BIN)/lint-imports
@@ -40,11 +62,9 @@ wrk:
 	  || echo "wrk could not be installed: the benchmarks use the Python load generator"; }
 
 bench: $(STAMP) wrk
-	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.run $(ARGS)
 
 stress: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m stress.run $(ARGS)
 
 clean:

@@ -183,7 +183,7 @@ class RedisBroker:
                 delay = min(RECONNECT_MAX, delay * 2)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def close(self) -> None:
         if self._reader is not None:
